@@ -1,0 +1,40 @@
+"""Extra scenarios `make bench` runs after the main comparison, each adding its own keys.
+
+A scenario is a function ``(context) -> Outcome``: it may use the running stack and the
+produced orders topic, and returns figures (flat keys merged into latest.json, such as
+``e2e_rich_rows_per_s``) and problems (a non-empty list fails the benchmark). Register a
+new one by appending it to :data:`SCENARIOS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.stack import Stack
+
+
+@dataclass(frozen=True)
+class Context:
+    stack: Stack
+    topic: str
+    records: int
+    run_id: str
+    args: argparse.Namespace
+    logs: Path
+    main_figures: dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    figures: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+Scenario = Callable[[Context], Outcome]
+
+#: Scenarios in the order they run.
+SCENARIOS: list[tuple[str, Scenario]] = []

@@ -1,0 +1,314 @@
+"""Delta Lake sink on delta-rs: rows and source positions in one atomic commit.
+
+Each commit appends the batch's data files and, for every source partition in
+the batch, a ``txn`` action with app id ``<job app id>-<stream>-<partition>`` and
+version = the last position written (kafka-delta-ingest's design). Commits are
+based on the snapshot the positions were read from, so delta-rs refuses a commit
+when another writer committed the same app id in between: that is the fence
+against a worker that lost its partitions in a rebalance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connectors.delta.config import diagnose_s3, is_s3, storage_options
+from stream_etl.context import RunContext
+from stream_etl.errors import (
+    ConfigurationError,
+    PositionConflict,
+    RowsRejected,
+    SinkRejected,
+    SinkUnavailable,
+)
+from stream_etl.records import LINEAGE, SourcePartition
+from stream_etl.sinks import CommitInfo, Sink, SinkWriter
+from stream_etl.state import FileStateStore
+
+try:
+    from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+    from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError, TableNotFoundError
+except ImportError as exc:  # pragma: no cover - depends on the install
+    msg = "the Delta connector needs deltalake: pip install 'stream-etl[delta]'"
+    raise ImportError(msg) from exc
+
+log = logging.getLogger(__name__)
+
+SchemaMode = Literal["merge", "strict"]
+
+#: Recorded in every commit's metadata, to tell which worker process wrote it.
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class DeltaSink(Sink):
+    """Append to a Delta table at ``uri`` (``s3://bucket/path`` or a local path).
+
+    The table is created from the first batch when missing, partitioned by
+    ``partition_by``. ``schema_mode="merge"`` adds new columns as they appear;
+    ``"strict"`` dead-letters rows that carry values for unknown columns. Values
+    are cast safely to the table's types; a value that does not fit is
+    dead-lettered rather than truncated.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        partition_by: Sequence[str] = (),
+        target_file_size: int | None = None,
+        schema_mode: SchemaMode = "merge",
+        compression: Literal["SNAPPY", "ZSTD", "LZ4", "GZIP", "UNCOMPRESSED"] | None = None,
+        storage_options: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not uri:
+            msg = "DeltaSink needs a table URI such as s3://lake/orders or ./tables/orders"
+            raise ConfigurationError(msg)
+        if schema_mode not in ("merge", "strict"):
+            msg = f"schema_mode must be 'merge' or 'strict', got {schema_mode!r}"
+            raise ConfigurationError(msg)
+        self.uri = uri.rstrip("/")
+        self.partition_by = list(partition_by)
+        self.target_file_size = target_file_size
+        self.schema_mode = schema_mode
+        self.compression = compression
+        self.storage_options = dict(storage_options or {})
+        self.name = name
+
+    def describe(self) -> str:
+        parts = f" partitioned by {', '.join(self.partition_by)}" if self.partition_by else ""
+        return f"delta {self.uri}{parts}"
+
+    def default_name(self) -> str:
+        return self.name or self.uri.rsplit("/", 1)[-1] or "delta"
+
+    def default_dead_letters(self) -> DeltaSink:
+        return DeltaSink(
+            f"{self.uri}_dead_letters",
+            storage_options=self.storage_options,
+            name=f"{self.default_name()}_dead_letters",
+        )
+
+    def open(self, ctx: RunContext) -> DeltaWriter:
+        return DeltaWriter(self, ctx)
+
+    def default_state_store(self, ctx: RunContext) -> FileStateStore:
+        return FileStateStore(f"{self.uri}_state", ctx.app_id, ctx.settings)
+
+
+class DeltaSnapshot:
+    """A table version: its schema and stored positions (looked up lazily, cached)."""
+
+    def __init__(self, table: DeltaTable | None, app_id: str) -> None:
+        self.table = table
+        self.app_id = app_id
+        self.version = table.version() if table is not None else None
+        self.schema = pa.schema(table.schema().to_arrow()) if table is not None else None
+        self._positions: dict[SourcePartition, int | None] = {}
+
+    def position(self, partition: SourcePartition) -> int | None:
+        if self.table is None:
+            return None
+        if partition not in self._positions:
+            self._positions[partition] = self.table.transaction_version(txn_app_id(self.app_id, partition))
+        return self._positions[partition]
+
+
+def txn_app_id(app_id: str, partition: SourcePartition) -> str:
+    """The Delta txn app id holding ``partition``'s position for job ``app_id``."""
+    return f"{app_id}-{partition.stream}-{partition.partition}"
+
+
+class DeltaWriter(SinkWriter):
+    stores_cursors = True
+
+    def __init__(self, sink: DeltaSink, ctx: RunContext) -> None:
+        self.sink = sink
+        self.app_id = ctx.app_id
+        self.options = storage_options(sink.uri, ctx.settings, sink.storage_options)
+        self._table: DeltaTable | None = self._load()
+        if self._table is not None and sink.partition_by:
+            existing = self._table.metadata().partition_columns
+            if list(existing) != sink.partition_by:
+                msg = (
+                    f"table {sink.uri} is partitioned by {list(existing)}, the sink asks for "
+                    f"{sink.partition_by}; change partition_by or write to a new table"
+                )
+                raise ConfigurationError(msg)
+        # WriterProperties() without a codec would write uncompressed files: keep delta-rs's default.
+        self._write_options: dict[str, Any] = {}
+        if sink.compression:
+            self._write_options["writer_properties"] = WriterProperties(compression=sink.compression)
+
+    def _load(self) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.sink.uri, storage_options=self.options or None)
+        except TableNotFoundError:
+            return None
+        except OSError as exc:
+            problem, reason = diagnose_s3(self.sink.uri, self.options) if is_s3(self.sink.uri) else ("other", "")
+            if problem == "no_bucket":
+                raise ConfigurationError(reason) from exc
+            msg = f"{reason or 'reading the table failed'}: {exc}"
+            raise SinkUnavailable(msg, table_uri=self.sink.uri) from exc
+
+    def read_positions(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, int]:
+        snapshot = DeltaSnapshot(self._load(), self.app_id)
+        found = {sp: snapshot.position(sp) for sp in partitions}
+        return {sp: v for sp, v in found.items() if v is not None}
+
+    def read_cursors(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, str]:
+        """Cursors live in commit metadata: find, newest first, the commit that stored each
+        partition's current position (its txn version) and take the cursor stored with it."""
+        table = self._load()
+        if table is None:
+            return {}
+        snapshot = DeltaSnapshot(table, self.app_id)
+        wanted = {str(sp): (sp, v) for sp in partitions if (v := snapshot.position(sp)) is not None}
+        found: dict[SourcePartition, str] = {}
+        limit = 100
+        while wanted:
+            history = table.history(limit=limit)
+            for commit in history:
+                if commit.get("stream_etl.app_id") != self.app_id or "stream_etl.cursors" not in commit:
+                    continue
+                positions = json.loads(str(commit.get("stream_etl.positions", "{}")))
+                cursors = json.loads(str(commit["stream_etl.cursors"]))
+                for key in [k for k in wanted if k in cursors and positions.get(k) == wanted[k][1]]:
+                    found[wanted.pop(key)[0]] = str(cursors[key])
+            if len(history) < limit:
+                break
+            limit *= 10
+        return found
+
+    def snapshot(self) -> DeltaSnapshot:
+        try:
+            if self._table is None:
+                self._table = self._load()
+            else:
+                self._table.update_incremental()
+        except OSError as exc:
+            msg = f"reading {self.sink.uri} failed: {exc}"
+            raise SinkUnavailable(msg, table_uri=self.sink.uri) from exc
+        return DeltaSnapshot(self._table, self.app_id)
+
+    def conform(self, table: pa.Table, snapshot: Any) -> pa.Table:
+        lineage = table[LINEAGE]
+        data = table.drop_columns([LINEAGE])
+        if snapshot.schema is None:
+            missing = [c for c in self.sink.partition_by if c not in data.column_names]
+            if missing:
+                msg = f"partition column(s) {missing} are missing from the rows for {self.sink.uri}"
+                raise RowsRejected(msg)
+            data = data.select([c for c in data.column_names if not pa.types.is_null(data[c].type)])
+        else:
+            data = self._align(data, snapshot.schema)
+        return data.append_column(LINEAGE, lineage)
+
+    def _align(self, data: pa.Table, target: pa.Schema) -> pa.Table:
+        columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+        for field in target:
+            if field.name not in data.column_names:
+                if not field.nullable:
+                    msg = f"column {field.name!r} is required by {self.sink.uri} but missing"
+                    raise RowsRejected(msg)
+                columns[field.name] = pa.nulls(data.num_rows, field.type)
+                continue
+            column = data[field.name]
+            if not column.type.equals(field.type):
+                try:
+                    column = pc.cast(column, field.type, safe=True)
+                except (pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                    msg = f"column {field.name!r} is {column.type}, the table {self.sink.uri} has {field.type}: {exc}"
+                    raise RowsRejected(msg) from exc
+            columns[field.name] = column
+        for name in data.column_names:
+            if name in columns or pa.types.is_null(data[name].type):
+                continue
+            if self.sink.schema_mode == "merge":
+                columns[name] = data[name]
+            elif data[name].null_count < data.num_rows:
+                msg = (
+                    f"column {name!r} is not in table {self.sink.uri} (schema_mode='strict'); "
+                    "set schema_mode='merge' to add it"
+                )
+                raise ValueError(msg)
+        return pa.table(columns)
+
+    def commit(
+        self,
+        snapshot: Any,
+        table: pa.Table | None,
+        positions: dict[SourcePartition, int],
+        *,
+        cursors: Mapping[SourcePartition, str] | None = None,
+    ) -> CommitInfo:
+        if table is None:
+            if snapshot.schema is None:
+                log.info("no rows and no table %s yet: positions are not stored", self.sink.uri)
+                return CommitInfo(rows=0)
+            table = snapshot.schema.empty_table()
+        now_ms = int(time.time() * 1000)
+        properties = CommitProperties(
+            app_transactions=[Transaction(txn_app_id(self.app_id, sp), v, now_ms) for sp, v in positions.items()],
+            custom_metadata={
+                "stream_etl.app_id": self.app_id,
+                "stream_etl.worker": WORKER,
+                "stream_etl.positions": json.dumps({str(sp): v for sp, v in positions.items()}),
+                **({"stream_etl.cursors": json.dumps({str(sp): c for sp, c in cursors.items()})} if cursors else {}),
+            },
+        )
+        creating = snapshot.table is None
+        target: str | DeltaTable = self.sink.uri if creating else snapshot.table
+        try:
+            write_deltalake(
+                target,
+                table,
+                mode="append",
+                partition_by=(self.sink.partition_by or None) if creating else None,
+                schema_mode="merge" if self.sink.schema_mode == "merge" and not creating else None,
+                storage_options=(self.options or None) if creating else None,
+                target_file_size=self.sink.target_file_size,
+                **self._write_options,
+                commit_properties=properties,
+            )
+        except CommitFailedError as exc:
+            msg = f"commit to {self.sink.uri} conflicted: {exc}"
+            raise PositionConflict(
+                msg,
+                table_uri=self.sink.uri,
+                table_version=snapshot.version,
+                positions=positions,
+            ) from exc
+        except SchemaMismatchError as exc:
+            msg = f"table {self.sink.uri} refused the batch's schema: {exc}"
+            raise SinkRejected(msg, table_uri=self.sink.uri, table_version=snapshot.version) from exc
+        except OSError as exc:
+            msg = f"writing {self.sink.uri} failed: {exc}"
+            raise SinkUnavailable(msg, table_uri=self.sink.uri) from exc
+        except DeltaError as exc:
+            msg = f"writing {self.sink.uri} failed: {exc}"
+            if creating:  # another worker created the table first
+                raise PositionConflict(msg, table_uri=self.sink.uri) from exc
+            raise SinkRejected(msg, table_uri=self.sink.uri) from exc
+        if creating:
+            self._table = self._load()
+        version = self._table.version() if self._table is not None else None
+        return CommitInfo(rows=table.num_rows, version=version)
+
+    def summary(self) -> dict[str, Any]:
+        table = self._load()
+        if table is None:
+            return {"location": self.sink.uri, "version": None, "rows": 0}
+        actions = table.get_add_actions(flatten=True)
+        rows = pa.table(actions)["num_records"]
+        return {"location": self.sink.uri, "version": table.version(), "rows": int(pc.sum(rows).as_py() or 0)}

@@ -1,0 +1,22 @@
+"""stream-etl: streaming ETL from Kafka into Delta Lake, exactly once, on Arrow micro-batches."""
+
+from stream_etl.context import RunContext
+from stream_etl.decode import JsonFormat
+from stream_etl.errors import StreamEtlError
+from stream_etl.loader import job_args
+from stream_etl.runloop import RunSummary, run
+from stream_etl.topology import Stream, Topology
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "JsonFormat",
+    "RunContext",
+    "RunSummary",
+    "Stream",
+    "StreamEtlError",
+    "Topology",
+    "__version__",
+    "job_args",
+    "run",
+]

@@ -1,0 +1,3 @@
+from stream_etl.cli import main
+
+main()

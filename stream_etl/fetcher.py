@@ -1,0 +1,217 @@
+"""The fetch thread: poll the source, close micro-batches, queue them.
+
+It runs beside the run loop so that the next batch is read while the current one
+is decoded, transformed and committed (the fetch thread does the per-message work
+that needs the GIL; Arrow's JSON parse, which does not, runs in the prepare
+thread, so polling goes on meanwhile: see prepare.py). The queue holds at most
+``prefetch_batches`` batches: when it is full the thread stops polling,
+the client's own bounded buffers fill up, and fetching from the broker pauses
+(backpressure; memory stays bounded).
+
+Why a thread and not asyncio: librdkafka's consume, Arrow's JSON reader and the
+Delta writer all release the GIL, so a plain thread overlaps them on separate
+cores; confluent_kafka.aio runs each consume in an executor thread anyway, and
+rebalance callbacks must run in the thread that polls.
+
+The thread is also the source's :class:`~stream_etl.sources.AssignmentListener`.
+Every rebalance or re-seek starts a new *generation*; batches of older
+generations are dropped by the run loop instead of being committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from stream_etl import faults
+from stream_etl.batcher import Batcher, BatchLimits
+from stream_etl.errors import ConfigurationError, TransientError
+from stream_etl.records import Batch, Chunk, SourcePartition
+from stream_etl.sinks import SinkWriter
+from stream_etl.sources import SourceReader
+from stream_etl.stage import WAIT_S, Stage, name_os_thread
+from stream_etl.state import StateKeeper
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Most records asked of the source in one poll.
+POLL_RECORDS = 20_000
+
+
+def retry_transient(action: Callable[[], T], what: str, stop: threading.Event, timeout_s: float = 300.0) -> T:
+    """Run ``action``, retrying transient errors with exponential backoff."""
+    delay, deadline = 0.2, time.monotonic() + timeout_s
+    while True:
+        try:
+            return action()
+        except TransientError as exc:
+            if stop.is_set() or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+class Fetcher(Stage[Batch]):
+    """Polls one source reader and feeds closed batches to the prepare stage."""
+
+    def __init__(self, primary: SinkWriter, limits: BatchLimits, keeper: StateKeeper | None = None) -> None:
+        super().__init__("stream-etl-fetch", limits.prefetch_batches)
+        self.primary = primary
+        self.keeper = keeper
+        self.batcher = Batcher(limits)
+        #: Held by the run loop while it commits; a revoke waits for it.
+        self.commit_lock = threading.Lock()
+        self.generation = 0
+        self.reader: SourceReader | None = None
+        self._reseek = threading.Event()
+        self._lock = threading.Lock()
+        self._pending_commit: dict[SourcePartition, int] = {}
+        #: Next position the pipeline needs per assigned partition (for re-seeks).
+        self._next: dict[SourcePartition, int] = {}
+        #: Partition ids at their end (until-caught-up runs get end-of-partition events).
+        self._at_end: set[int] = set()
+        #: Stored positions seen at assignment, for run-until-caught-up.
+        self.assigned_positions: dict[SourcePartition, int] = {}
+
+    def attach(self, reader: SourceReader) -> None:
+        self.reader = reader
+
+    # AssignmentListener ------------------------------------------------------
+
+    def on_assigned(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, int]:
+        stored = self._stored(partitions)
+        committed = {sp: position + 1 for sp, position in stored.items()}
+        # With stateful steps, read from their newest snapshot: records after it rebuild state.
+        resume = self.keeper.resume(partitions, stored, self.generation) if self.keeper else committed
+        with self._lock:
+            self._next.update(resume)
+            self.assigned_positions.update(committed)
+        log.info("assigned %s; resuming at %s", [str(p) for p in partitions], {str(k): v for k, v in resume.items()})
+        return resume
+
+    def resume_cursors(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, str]:
+        if not self.primary.stores_cursors:
+            msg = "this source resumes from cursors, and the topology's primary sink cannot store them"
+            raise ConfigurationError(msg)
+        found: dict[SourcePartition, str] = retry_transient(
+            lambda: self.primary.read_cursors(partitions), "reading stored cursors", self.stopping
+        )
+        return found
+
+    def on_revoked(self, partitions: Sequence[SourcePartition]) -> None:
+        with self.commit_lock:
+            self.generation += 1
+        self.batcher.clear()
+        self._at_end.clear()
+        self.drain()
+        if self.keeper is not None:
+            self.keeper.revoke(partitions, self.generation)
+        with self._lock:
+            for sp in partitions:
+                self._next.pop(sp, None)
+        log.info("revoked %s", [str(p) for p in partitions])
+
+    # Called by the run loop -------------------------------------------------
+
+    def request_reseek(self) -> None:
+        """Drop everything read so far and read again from the stored positions."""
+        self._reseek.set()
+
+    def committed(self, positions: dict[SourcePartition, int]) -> None:
+        """The primary sink committed ``positions``: remember them, tell the source."""
+        with self._lock:
+            for sp, position in positions.items():
+                if sp in self._next:
+                    self._next[sp] = max(self._next[sp], position + 1)
+            self._pending_commit.update(positions)
+
+    def _stored(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, int]:
+        found: dict[SourcePartition, int] = retry_transient(
+            lambda: self.primary.read_positions(partitions), "reading stored positions", self.stopping
+        )
+        return found
+
+    def run(self) -> None:
+        if self.reader is None:
+            msg = "attach() a source reader before starting the fetch thread"
+            raise RuntimeError(msg)
+        name_os_thread("se-fetch")
+        try:
+            while not self.stopping.is_set():
+                self._step(self.reader)
+        except BaseException as exc:  # handed to the run loop, which re-raises it
+            self.error = exc
+        finally:
+            try:
+                if self._pending_commit:
+                    self.reader.commit(self._pending_commit)
+                self.reader.close()
+            except Exception:
+                log.exception("closing the source failed")
+
+    def _step(self, reader: SourceReader) -> None:
+        if self._reseek.is_set():
+            self._do_reseek(reader)
+        if self._pending_commit:
+            with self._lock:
+                pending, self._pending_commit = self._pending_commit, {}
+            reader.commit(pending)
+        chunk = reader.poll(
+            max(min(self.batcher.room(), POLL_RECORDS), 1),
+            min(self.batcher.seconds_left(), WAIT_S),
+        )
+        if chunk is not None:
+            self.batcher.add(chunk)
+            self._note_ends(chunk)
+        if self.batcher.has_content() and (self.batcher.is_full() or self._all_at_end(reader)):
+            batch = self.batcher.close(self.generation)
+            with self._lock:  # where reading began, for partitions without a stored position
+                for pid, first in batch.first_positions.items():
+                    self._next.setdefault(reader.registry.partition(pid), first)
+            log.debug(
+                "closed a batch of %d records (%d bytes, generation %d)", len(batch), batch.nbytes, batch.generation
+            )
+            faults.reached("batch_closed")
+            self.offer(batch, stale=lambda: self._reseek.is_set() or batch.generation != self.generation)
+
+    def _note_ends(self, chunk: Chunk) -> None:
+        """Track partitions that reached their end and received nothing since."""
+        if self._at_end and chunk.values:
+            self._at_end.difference_update(set(chunk.pids) - chunk.ends.keys())
+        self._at_end.update(chunk.ends)
+
+    def _all_at_end(self, reader: SourceReader) -> bool:
+        """Every assigned partition is at its end: close the batch now rather than wait.
+
+        Closing on each partition's end instead would cut a batch per partition at the
+        tail of an until-caught-up run, each a commit of its own."""
+        if not self._at_end:
+            return False
+        return all(reader.registry.id_of(sp) in self._at_end for sp in reader.assignment())
+
+    def _do_reseek(self, reader: SourceReader) -> None:
+        self._reseek.clear()
+        with self.commit_lock:
+            self.generation += 1
+        self.batcher.clear()
+        self._at_end.clear()
+        self.drain()
+        assignment = reader.assignment()
+        stored = self._stored(assignment)
+        resume = (
+            self.keeper.resume(assignment, stored, self.generation)
+            if self.keeper is not None
+            else {sp: position + 1 for sp, position in stored.items()}
+        )
+        with self._lock:
+            for sp, position in resume.items():
+                self._next[sp] = position
+            # A partition never committed nor batched restarts from the start position.
+            target = {sp: self._next.get(sp) for sp in assignment}
+        log.info("re-seeking to stored positions %s", {str(k): v for k, v in target.items()})
+        reader.seek(target)

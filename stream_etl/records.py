@@ -1,0 +1,119 @@
+"""What sources hand to the engine: partitions, chunks of raw records, batches.
+
+A *position* is an integer that grows along a partition (a Kafka offset; a
+per-shard counter for Kinesis). Positions are what sinks store atomically with
+the data they write, so every type here keeps them as plain ``int``.
+
+Records travel column-wise: a :class:`Chunk` holds parallel lists exactly as a
+client library produced them, and a :class:`Batch` holds the same data as Arrow
+arrays, so no stage after the source touches records one at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+#: Name of the column that carries each row's index into its batch through every
+#: step, so a row can be traced back to its record (position, raw bytes) for
+#: dead-lettering and for the at-most-once-per-position guard in the sinks.
+LINEAGE = "__stream_etl_row"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SourcePartition:
+    """One ordered partition of a source: a Kafka topic partition, a Kinesis shard."""
+
+    stream: str
+    partition: int | str
+
+    def __str__(self) -> str:
+        return f"{self.stream}-{self.partition}"
+
+
+class PartitionRegistry:
+    """Stable small integer ids for partitions, so batches carry ids, not objects.
+
+    Ids are never reused during a run; the registry only grows.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[SourcePartition, int] = {}
+        self._partitions: list[SourcePartition] = []
+        self._lock = threading.Lock()
+
+    def id_of(self, partition: SourcePartition) -> int:
+        found = self._ids.get(partition)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._ids.get(partition)
+            if found is None:
+                found = len(self._partitions)
+                self._partitions.append(partition)
+                self._ids[partition] = found
+            return found
+
+    def ids_of(self, partitions: Iterable[SourcePartition]) -> list[int]:
+        return [self.id_of(p) for p in partitions]
+
+    def partition(self, pid: int) -> SourcePartition:
+        return self._partitions[pid]
+
+    def __len__(self) -> int:
+        return len(self._partitions)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Records from one poll of a source, as parallel lists.
+
+    ``pids`` are :class:`PartitionRegistry` ids. ``metadata`` holds optional
+    per-record lists (timestamps, keys, headers) named by the source.
+    ``ends`` maps a partition id to the position just past the last record the
+    source has (its end was reached), for run-until-caught-up. ``cursors`` maps a
+    partition id to an opaque resume token for its last record in the chunk, for
+    sources whose native positions do not fit an integer (a Kinesis sequence number);
+    sinks store it beside the position.
+    """
+
+    values: list[bytes | None]
+    pids: list[int]
+    positions: list[int]
+    nbytes: int
+    metadata: dict[str, list[Any]] = field(default_factory=dict)
+    ends: dict[int, int] = field(default_factory=dict)
+    cursors: dict[int, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A micro-batch: the unit that is decoded, transformed and committed at once.
+
+    ``last_positions`` maps each partition id in the batch to the highest position
+    it holds; it is what a sink commits. ``generation`` lets the run loop drop
+    batches read before a rebalance or a re-seek.
+    """
+
+    values: list[bytes | None]
+    pids: pa.Int32Array
+    positions: pa.Int64Array
+    metadata: dict[str, list[Any]]
+    first_positions: dict[int, int]
+    last_positions: dict[int, int]
+    ends: dict[int, int]
+    cursors: dict[int, str]
+    nbytes: int
+    generation: int
+    opened_at: float
+    closed_at: float
+
+    def __len__(self) -> int:
+        return len(self.values)

@@ -1,0 +1,365 @@
+"""The run loop: poll -> decode -> batch -> transform -> write -> commit.
+
+    open every sink; open the source (partitions get assigned: resume from the
+        primary sink's stored positions + 1)
+    start the fetch thread (poll, batch, queue) and the prepare thread
+        (decode with Arrow's JSON reader, run the topology's steps; bad records
+        and failing rows -> dead letters), each a stage with a bounded queue
+    loop:
+        batch = next prepared batch                 # prepared while we commit
+        drop it if a rebalance or re-seek made it stale
+        rows per sink = conform to the sink's schema (failing rows -> dead letters)
+        commit dead letters, then secondary sinks, then the primary sink,
+            each one atomic commit of rows + positions (see checkpoint.py)
+        on PositionConflict: drop the batch, re-read positions, re-seek
+        on a transient sink error: retry that commit with backoff
+        tell the source (Kafka group offsets, for lag tooling only)
+        in until-caught-up mode: stop once every partition reached its end
+
+Stopping (SIGTERM, SIGINT, ``stop``) finishes the batch in hand and exits; the
+table is never left half-written because every commit is atomic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from stream_etl import faults
+from stream_etl.checkpoint import CommitPlan, plan_commit
+from stream_etl.context import RunContext
+from stream_etl.dead_letters import dead_letter_table
+from stream_etl.errors import ConfigurationError, PositionConflict, TransientError
+from stream_etl.fetcher import Fetcher, retry_transient
+from stream_etl.metrics import RunStats
+from stream_etl.prepare import Prepared, Preparer
+from stream_etl.records import Batch, PartitionRegistry, SourcePartition
+from stream_etl.sinks import SinkWriter, Snapshot
+from stream_etl.sources import SourceReader
+from stream_etl.state import FileStateStore, MemoryStateStore, StateKeeper, StateStore
+from stream_etl.thresholds import ErrorThresholds
+from stream_etl.topology import Topology
+from stream_etl.transforms import Step, run_step
+
+log = logging.getLogger(__name__)
+
+#: How often an idle until-caught-up run re-reads the stored positions of
+#: partitions other workers own.
+_IDLE_REFRESH_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a run did, for the CLI and tests."""
+
+    app_id: str
+    caught_up: bool
+    stats: dict[str, Any]
+    sinks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class _Conform(Step):
+    """A sink's schema alignment, run as a step so failing rows are isolated."""
+
+    kind = "conform"
+
+    def __init__(self, name: str, writer: SinkWriter, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.name = f"sink:{name}"
+        self.writer, self.snapshot = writer, snapshot
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        return self.writer.conform(table, self.snapshot)
+
+
+@dataclass(slots=True)
+class _Target:
+    name: str
+    writer: SinkWriter
+    required: bool
+
+
+class RunLoop:
+    """Runs one topology until stopped or, in until-caught-up mode, caught up."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        ctx: RunContext,
+        *,
+        stop: threading.Event | None = None,
+        on_batch: Callable[[RunStats], None] | None = None,
+        sink_retry_timeout_s: float = 600.0,
+    ) -> None:
+        topology.validate()
+        self.topology = topology
+        self.ctx = ctx
+        self.stop_event = stop or threading.Event()
+        self.on_batch = on_batch
+        self.sink_retry_timeout_s = sink_retry_timeout_s
+        self.stats = RunStats()
+        self.thresholds = ErrorThresholds(topology.max_errors, topology.step_max_errors)
+        self._targets: dict[SourcePartition, int] = {}
+        self._reached: dict[SourcePartition, int] = {}
+        self._min_generation = 0
+        self._reader_registry = PartitionRegistry()
+        self._store: StateStore = MemoryStateStore()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self) -> RunSummary:
+        topology, ctx = self.topology, self.ctx
+        for node in topology.steps():
+            if node.step is not None:
+                node.step.open(ctx)
+        sinks = [_Target(n.name, n.sink.open(ctx), i == 0) for i, n in enumerate(topology.sink_nodes) if n.sink]
+        dead_sink = topology.dead_letter_sink()
+        source_node = topology.source_node
+        if dead_sink is None or source_node.source is None or source_node.format is None:
+            msg = f"topology {topology.name!r} is incomplete; call validate() for details"
+            raise ConfigurationError(msg)
+        dead = _Target("dead_letters", dead_sink.open(ctx), False)
+        primary = sinks[0]
+        keeper = self._state_keeper(primary, topology, ctx)
+        fetcher = Fetcher(primary.writer, topology.limits, keeper)
+        log.info("opening %s", source_node.source.describe())
+        reader = source_node.source.open(ctx, fetcher)
+        fetcher.attach(reader)
+        self._reader_registry = reader.registry
+        if keeper is not None:
+            keeper.registry = reader.registry
+        preparer = Preparer(fetcher, topology, source_node.format, reader, keeper)
+        caught_up = False
+        try:
+            if ctx.mode == "until_caught_up":
+                if not self._prepare_targets(reader, primary.writer):
+                    return self._summary(True, sinks, dead)  # nothing to do: never joined the group
+            else:
+                reader.start()
+            fetcher.start()
+            preparer.start()
+            caught_up = self._loop(fetcher, preparer, reader, sinks, dead)
+        finally:
+            if fetcher.ident is None:
+                reader.close()  # the fetch thread closes it when it ran
+            preparer.stop()
+            if preparer.is_alive():
+                preparer.join(timeout=60)
+            fetcher.stop()
+            if fetcher.is_alive():
+                fetcher.join(timeout=60)
+            for target in (*sinks, dead):
+                target.writer.close()
+        return self._summary(caught_up, sinks, dead)
+
+    def _prepare_targets(self, reader: SourceReader, primary: SinkWriter) -> bool:
+        """Find the end positions to reach and start the reader; False when nothing is left.
+
+        Finding exact ends takes a few hundred ms. When a quick estimate already shows
+        records to read, the reader starts first (joining a group takes seconds) and the
+        exact ends are found meanwhile; otherwise they are found first, so that a run
+        with nothing to do exits without joining.
+        """
+        self._targets = reader.rough_end_positions()
+        self._refresh_reached(primary)
+        clearly_behind = any(self._reached.get(sp, -1) < end for sp, end in self._targets.items())
+        if clearly_behind:
+            reader.start()
+        self._targets = reader.end_positions()
+        self._refresh_reached(primary)
+        behind = sum(1 for sp, end in self._targets.items() if self._reached.get(sp, -1) < end)
+        log.info("until caught up: %d partition(s) have records not yet committed", behind)
+        if not behind and not clearly_behind:
+            return False
+        if not clearly_behind:
+            reader.start()
+        return True
+
+    def _state_keeper(self, primary: _Target, topology: Topology, ctx: RunContext) -> StateKeeper | None:
+        steps = topology.stateful_steps()
+        if not steps:
+            return None
+        sink = topology.sink_nodes[0].sink
+        store: StateStore | None = (
+            FileStateStore(topology.state_uri, ctx.app_id, ctx.settings) if topology.state_uri else None
+        )
+        store = store or (sink.default_state_store(ctx) if sink is not None else None)
+        if store is None:
+            names = [s.name for s in steps]
+            msg = f"steps {names} keep state, and the first sink keeps none: set Topology(state_uri=...)"
+            raise ConfigurationError(msg)
+        self._store = store
+        return StateKeeper(store, [s.name for s in steps])
+
+    def _summary(self, caught_up: bool, sinks: list[_Target], dead: _Target) -> RunSummary:
+        return RunSummary(
+            app_id=self.ctx.app_id,
+            caught_up=caught_up,
+            stats=self.stats.as_dict(),
+            sinks={t.name: t.writer.summary() for t in (*sinks, dead)},
+        )
+
+    # The loop -----------------------------------------------------------------
+
+    def _loop(
+        self, fetcher: Fetcher, preparer: Preparer, reader: SourceReader, sinks: list[_Target], dead: _Target
+    ) -> bool:
+        last_refresh = 0.0
+        while not self.stop_event.is_set():
+            if self.ctx.mode == "until_caught_up" and self._caught_up(fetcher):
+                return True
+            prepared = preparer.take(timeout=0.1)
+            if prepared is None:
+                if self.ctx.mode == "until_caught_up" and time.monotonic() - last_refresh > _IDLE_REFRESH_S:
+                    last_refresh = time.monotonic()
+                    self._refresh_reached(sinks[0].writer)
+                continue
+            batch = prepared.batch
+            with fetcher.commit_lock:
+                if batch.generation < max(fetcher.generation, self._min_generation):
+                    self.stats.stale_batches += 1
+                    continue
+                try:
+                    self._process(prepared, fetcher, reader, sinks, dead)
+                except PositionConflict as exc:
+                    log.warning("another writer moved the stored positions (%s); re-seeking", exc)
+                    self.stats.conflicts += 1
+                    self._min_generation = batch.generation + 1
+                    fetcher.request_reseek()
+        return False
+
+    def _process(
+        self, prepared: Prepared, fetcher: Fetcher, reader: SourceReader, sinks: list[_Target], dead: _Target
+    ) -> None:
+        batch, outputs, failures = prepared.batch, dict(prepared.outputs), list(prepared.failures)
+        started = time.perf_counter()
+        snapshots = {t.name: self._retry(t.writer.snapshot, f"reading sink {t.name}") for t in sinks}
+        for target in sinks:
+            out = outputs.get(target.name)
+            if out is not None:
+                outputs[target.name] = run_step(
+                    _Conform(target.name, target.writer, snapshots[target.name]), out, failures
+                )
+        self.thresholds.add(len(batch), failures)  # raises before anything of the batch is committed
+        dead_rows = dead_letter_table(batch, failures, reader.registry, app_id=self.ctx.app_id) if failures else None
+        faults.reached("before_commits")
+        if prepared.snapshots:  # state before commits: a committed position always has its snapshot
+            retry_transient(lambda: self._store.save(prepared.snapshots), "saving state", self.stop_event)
+        faults.reached("state_saved")
+        transformed = time.perf_counter()
+
+        written: list[pa.Array] = []
+        replayed: list[pa.Array] = []
+        dead_plan = self._commit(dead, dead_rows, batch, None)
+        for target in [*sinks[1:], sinks[0]]:
+            if target.required:
+                faults.reached("secondaries_committed")
+            plan = self._commit(target, outputs.get(target.name), batch, snapshots.pop(target.name))
+            if plan is not None:
+                if plan.lineage is not None:
+                    written.append(plan.lineage)
+                if plan.replayed is not None:
+                    replayed.append(plan.replayed)
+                if target.required:
+                    fetcher.committed(plan.positions)
+                    faults.reached("primary_committed")
+        for snapshot in prepared.snapshots:
+            self._store.prune(snapshot.step, snapshot.partition, below=snapshot.position)
+        self._advance(batch, reader)
+        stats = self.stats
+        stats.decode_s += prepared.decode_s
+        stats.transform_s += prepared.transform_s + transformed - started
+        stats.commit_s += time.perf_counter() - transformed
+        stats.account(len(batch), batch.nbytes, written, dead_plan.lineage if dead_plan is not None else None, replayed)
+        log.debug(
+            "committed a batch of %d records: decode %.0f ms, steps %.0f ms, commits %.0f ms",
+            len(batch),
+            prepared.decode_s * 1000,
+            (prepared.transform_s + transformed - started) * 1000,
+            (time.perf_counter() - transformed) * 1000,
+        )
+        if self.on_batch is not None:
+            self.on_batch(stats)
+
+    def _commit(
+        self, target: _Target, table: pa.Table | None, batch: Batch, snapshot: Snapshot | None
+    ) -> CommitPlan | None:
+        """Commit to one sink, retrying transient failures with a fresh snapshot."""
+        registry = self._reader_registry
+        if not target.required and (table is None or table.num_rows == 0):
+            return None  # nothing for a secondary sink: do not even read its state
+        attempt = 0
+        while True:
+            if snapshot is None:
+                snapshot = self._retry(target.writer.snapshot, f"reading sink {target.name}")
+            plan = plan_commit(snapshot, table, batch, registry, required=target.required)
+            if plan is None:
+                return None
+            try:
+                extra = {"cursors": plan.cursors} if plan.cursors else {}
+                target.writer.commit(snapshot, plan.table, plan.positions, **extra)
+            except PositionConflict:
+                raise
+            except TransientError as exc:
+                attempt += 1
+                self.stats.retries += 1
+                delay = min(0.2 * 2**attempt, 10.0)
+                if self.stop_event.is_set() or attempt * 10.0 > self.sink_retry_timeout_s:
+                    raise
+                log.warning("commit to %s failed (%s); retrying in %.1fs", target.name, exc, delay)
+                time.sleep(delay)
+                snapshot = None
+                continue
+            self.stats.committed()
+            return plan
+
+    def _retry(self, action: Callable[[], Snapshot], what: str) -> Snapshot:
+        return retry_transient(action, what, self.stop_event, self.sink_retry_timeout_s)
+
+    # Until caught up ------------------------------------------------------------
+
+    def _advance(self, batch: Batch, reader: SourceReader) -> None:
+        for pid, last in batch.last_positions.items():
+            sp = reader.registry.partition(pid)
+            self._reached[sp] = max(self._reached.get(sp, 0), last + 1)
+        for pid, end in batch.ends.items():
+            sp = reader.registry.partition(pid)
+            self._reached[sp] = max(self._reached.get(sp, 0), end)
+
+    def _caught_up(self, fetcher: Fetcher) -> bool:
+        for sp, position in list(fetcher.assigned_positions.items()):
+            self._reached[sp] = max(self._reached.get(sp, 0), position)
+        return all(self._reached.get(sp, -1) >= end for sp, end in self._targets.items())
+
+    def _refresh_reached(self, primary: SinkWriter) -> None:
+        behind = [sp for sp, end in self._targets.items() if self._reached.get(sp, -1) < end]
+        if not behind:
+            return
+        try:
+            stored = primary.read_positions(behind)
+        except TransientError as exc:
+            log.warning("could not read stored positions: %s", exc)
+            return
+        for sp, position in stored.items():
+            self._reached[sp] = max(self._reached.get(sp, 0), position + 1)
+
+
+def run(
+    topology: Topology,
+    ctx: RunContext,
+    *,
+    stop: threading.Event | None = None,
+    on_batch: Callable[[RunStats], None] | None = None,
+) -> RunSummary:
+    """Run ``topology`` with ``ctx``; see :class:`RunLoop`."""
+    if not isinstance(topology, Topology):
+        msg = f"expected a Topology, got {type(topology).__name__}"
+        raise ConfigurationError(msg)
+    return RunLoop(topology, ctx, stop=stop, on_batch=on_batch).run()

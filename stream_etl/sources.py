@@ -1,0 +1,90 @@
+"""The source interface: connect, get partitions assigned, poll chunks, seek.
+
+A source never decides where to start reading on its own: when partitions are
+assigned it asks the :class:`AssignmentListener` (the run loop), which answers
+with the positions stored in the primary sink. The source only falls back to its
+configured start position (earliest, latest, a timestamp) for partitions that
+have none.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Protocol
+
+import pyarrow as pa
+
+from stream_etl.context import RunContext
+from stream_etl.records import Batch, Chunk, PartitionRegistry, SourcePartition
+
+
+class AssignmentListener(Protocol):
+    """Told about partitions gained and lost; called from the thread that polls."""
+
+    def on_assigned(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, int]:
+        """Return the next position to read for partitions that have a stored one."""
+        ...
+
+    def on_revoked(self, partitions: Sequence[SourcePartition]) -> None:
+        """Partitions are going away: stop committing batches that hold them."""
+        ...
+
+    def resume_cursors(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, str]:
+        """Cursors stored with the positions of ``partitions`` (sources that emit cursors)."""
+        ...
+
+
+class SourceReader(ABC):
+    """An open connection to a source. Used from one thread at a time."""
+
+    registry: PartitionRegistry
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Start getting partitions assigned (join the group). Called once, before polling."""
+
+    @abstractmethod
+    def poll(self, max_records: int, timeout: float) -> Chunk | None:
+        """Up to ``max_records`` records, waiting at most ``timeout`` seconds."""
+
+    @abstractmethod
+    def seek(self, positions: dict[SourcePartition, int | None]) -> None:
+        """Read each partition from the given next position; None means the start position.
+
+        Partitions that are no longer assigned are ignored.
+        """
+
+    @abstractmethod
+    def assignment(self) -> list[SourcePartition]:
+        """Partitions currently assigned to this reader."""
+
+    @abstractmethod
+    def end_positions(self) -> dict[SourcePartition, int]:
+        """For every partition that holds records now: the position just past its last one."""
+
+    def rough_end_positions(self) -> dict[SourcePartition, int]:
+        """A quick estimate of :meth:`end_positions` that may understate, never overstate."""
+        return self.end_positions()
+
+    def commit(self, positions: dict[SourcePartition, int]) -> None:  # noqa: B027 - optional hook
+        """Record progress in the source itself (Kafka group offsets), for lag tooling only."""
+
+    def metadata_columns(self, batch: Batch, rows: pa.Int32Array) -> dict[str, pa.Array]:
+        """Metadata columns (topic, offset, timestamp...) for ``rows`` of ``batch``."""
+        return {}
+
+    @abstractmethod
+    def close(self) -> None:
+        """Leave the group and release the connection."""
+
+
+class Source(ABC):
+    """Where records come from. Cheap to build; :meth:`open` connects."""
+
+    @abstractmethod
+    def open(self, ctx: RunContext, listener: AssignmentListener) -> SourceReader:
+        """Connect and check the streams exist; partitions come after ``start()``."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line for logs, e.g. ``kafka topic orders``."""

@@ -1,0 +1,54 @@
+"""Fixtures: real services for the session, and a unique topic, table and app id per test."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services import Services, running_services
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "services" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.services)
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    with running_services(tmp_path_factory.mktemp("services")) as found:
+        yield found
+
+
+@pytest.fixture
+def unique(request: pytest.FixtureRequest) -> str:
+    """A short name unique to this test, safe for topics, prefixes and app ids."""
+    name = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-").lower()[:40]
+    return f"{name}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def topic(services: Services, unique: str) -> Callable[..., str]:
+    """Create a fresh topic: ``topic(partitions=4)``."""
+    from connectors.kafka.admin import ensure_topic
+
+    def make(partitions: int = 4, suffix: str = "") -> str:
+        name = f"t-{unique}{suffix}"
+        ensure_topic(services.kafka_bootstrap, name, partitions=partitions)
+        return name
+
+    return make
+
+
+@pytest.fixture
+def table_uri(services: Services, unique: str) -> str:
+    return f"s3://{services.bucket}/{unique}/table"
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,98 @@
+"""The real services the tests talk to, behind one function each mode shares.
+
+``STREAM_ETL_TEST_SERVICES`` picks where they come from:
+
+- ``local`` (default): Tansu and SeaweedFS started by the test session as child
+  processes on free loopback ports (the same code as `stream-etl dev up`).
+- ``external``: endpoints already running, from ``STREAM_ETL_TEST_KAFKA_BOOTSTRAP``
+  and ``STREAM_ETL_TEST_S3_ENDPOINT`` (+ ``_S3_ACCESS_KEY``, ``_S3_SECRET_KEY``,
+  ``_S3_BUCKET``, and ``_KAFKA_CONSUMER_OPTIONS``).
+- ``testcontainers``: apache/kafka and MinIO containers, on machines with Docker.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from stream_etl.devstack import DUMMY_KEY, DUMMY_SECRET, TANSU_CONSUMER_OPTIONS, DevStack, free_port
+from stream_etl.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    kafka_bootstrap: str
+    s3_endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
+    consumer_options: str = ""
+
+    def environment(self) -> dict[str, str]:
+        """What a worker process needs in its environment."""
+        return {
+            "STREAM_ETL_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "STREAM_ETL_KAFKA_CONSUMER_OPTIONS": self.consumer_options,
+            "STREAM_ETL_S3_ENDPOINT_URL": self.s3_endpoint,
+            "STREAM_ETL_S3_ACCESS_KEY_ID": self.access_key,
+            "STREAM_ETL_S3_SECRET_ACCESS_KEY": self.secret_key,
+            "STREAM_ETL_S3_REGION": "us-east-1",
+        }
+
+    def settings(self) -> Settings:
+        return Settings.from_environment(self.environment())
+
+    def storage_options(self) -> dict[str, str]:
+        return self.settings().s3_storage_options()
+
+
+@contextmanager
+def running_services(state_dir: Path) -> Iterator[Services]:
+    mode = os.environ.get("STREAM_ETL_TEST_SERVICES", "local")
+    if mode == "external":
+        yield _external()
+    elif mode == "testcontainers":
+        with _containers() as services:
+            yield services
+    elif mode == "local":
+        stack = DevStack(state_dir, kafka_port=free_port(), s3_port=free_port(), bucket="tests", die_with_parent=True)
+        state = stack.up(timeout_s=90)
+        try:
+            yield Services(
+                state.kafka_bootstrap, state.s3_endpoint, state.bucket, DUMMY_KEY, DUMMY_SECRET, TANSU_CONSUMER_OPTIONS
+            )
+        finally:
+            stack.down(grace_s=1.0)
+    else:
+        msg = f"STREAM_ETL_TEST_SERVICES={mode!r}: use local, external or testcontainers"
+        raise ValueError(msg)
+
+
+def _external() -> Services:
+    env = os.environ
+    return Services(
+        kafka_bootstrap=env["STREAM_ETL_TEST_KAFKA_BOOTSTRAP"],
+        s3_endpoint=env["STREAM_ETL_TEST_S3_ENDPOINT"],
+        bucket=env.get("STREAM_ETL_TEST_S3_BUCKET", "tests"),
+        access_key=env.get("STREAM_ETL_TEST_S3_ACCESS_KEY", DUMMY_KEY),
+        secret_key=env.get("STREAM_ETL_TEST_S3_SECRET_KEY", DUMMY_SECRET),
+        consumer_options=env.get("STREAM_ETL_TEST_KAFKA_CONSUMER_OPTIONS", ""),
+    )
+
+
+@contextmanager
+def _containers() -> Iterator[Services]:  # pragma: no cover - needs a Docker engine
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.minio import MinioContainer
+
+    with KafkaContainer("apache/kafka:3.9.1").with_kraft() as kafka, MinioContainer() as minio:
+        client = minio.get_client()
+        client.make_bucket("tests")
+        config = minio.get_config()
+        endpoint = f"http://{config['endpoint']}"
+        urllib.request.urlopen(endpoint + "/minio/health/live", timeout=10)  # noqa: S310
+        yield Services(kafka.get_bootstrap_server(), endpoint, "tests", config["access_key"], config["secret_key"])
