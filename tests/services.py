@@ -94,5 +94,6 @@ def _containers() -> Iterator[Services]:  # pragma: no cover - needs a Docker en
         client.make_bucket("tests")
         config = minio.get_config()
         endpoint = f"http://{config['endpoint']}"
-        urllib.request.urlopen(endpoint + "/minio/health/live", timeout=10)  # noqa: S310
+        with urllib.request.urlopen(endpoint + "/minio/health/live", timeout=10):  # noqa: S310
+            pass
         yield Services(kafka.get_bootstrap_server(), endpoint, "tests", config["access_key"], config["secret_key"])

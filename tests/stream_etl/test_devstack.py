@@ -45,6 +45,7 @@ def test_up_status_down_cycle_binds_only_loopback(tmp_path: Path) -> None:
         anonymous = urllib.request.Request(f"http://127.0.0.1:{s3_port}/mybucket/x", data=b"x", method="PUT")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(anonymous, timeout=5)  # noqa: S310 - loopback
+        refused.value.close()  # the error holds the response's socket
         assert refused.value.code == 403  # S3 requests must be signed with the dev credentials
         again = runner.invoke(app, ["dev", "up", *args, "--kafka-port", str(kafka_port), "--s3-port", str(s3_port)])
         assert again.exit_code == 0  # idempotent: finds the running stack
