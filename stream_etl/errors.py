@@ -9,6 +9,7 @@ with ``isinstance``::
     ├── ConfigurationError            (terminal) bad topology, settings or arguments
     │   └── TopologyLoadError         (terminal) module path or attribute not found
     ├── ErrorThresholdExceeded        (terminal) more records failed than the topology allows
+    ├── RetriesExhausted              (terminal) a transient failure outlasted the retry budget
     ├── SourceError
     │   ├── SourceUnavailable         (transient) broker unreachable, fetch failed
     │   └── SourceMissing             (terminal) topic/stream does not exist
@@ -16,6 +17,8 @@ with ``isinstance``::
     │   ├── SinkUnavailable           (transient) object store unreachable, I/O error
     │   ├── PositionConflict          (transient) another writer moved the stored
     │   │                                         positions: re-read them and re-seek
+    │   ├── CommitContention          (transient) other jobs kept committing to the
+    │   │                                         table: retry with a fresh snapshot
     │   └── SinkRejected              (terminal) the table refuses the data
     ├── RecordError                   one record cannot be processed: it is
     │   ├── DecodeError               dead-lettered, never raised to the user
@@ -62,6 +65,14 @@ class ErrorThresholdExceeded(TerminalError):
         self.step, self.failed, self.seen = step, failed, seen
 
 
+class RetriesExhausted(TerminalError):
+    """A transient failure lasted longer than the retry budget (see stream_etl.retry)."""
+
+    def __init__(self, message: str, *, what: str, attempts: int, elapsed_s: float) -> None:
+        super().__init__(message)
+        self.what, self.attempts, self.elapsed_s = what, attempts, elapsed_s
+
+
 class SourceError(StreamEtlError):
     """Raised by a source; ``stream`` names the topic or stream."""
 
@@ -105,6 +116,11 @@ class PositionConflict(SinkError, TransientError):
     The batch must be dropped, the stored positions re-read and the source
     re-seeked to them; nothing in the batch was committed.
     """
+
+
+class CommitContention(SinkError, TransientError):
+    """Other writers (other jobs) committed to the table so often that the sink's own
+    conflict retries ran out; no position of ours moved. Retry with a fresh snapshot."""
 
 
 class SinkRejected(SinkError, TerminalError):

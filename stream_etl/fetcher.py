@@ -22,46 +22,38 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 from stream_etl import faults
 from stream_etl.batcher import Batcher, BatchLimits
-from stream_etl.errors import ConfigurationError, TransientError
+from stream_etl.errors import ConfigurationError
 from stream_etl.records import Batch, Chunk, SourcePartition
+from stream_etl.retry import retry_transient
 from stream_etl.sinks import SinkWriter
 from stream_etl.sources import SourceReader
 from stream_etl.stage import WAIT_S, Stage, name_os_thread
 from stream_etl.state import StateKeeper
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: Most records asked of the source in one poll.
 POLL_RECORDS = 20_000
 
 
-def retry_transient(action: Callable[[], T], what: str, stop: threading.Event, timeout_s: float = 300.0) -> T:
-    """Run ``action``, retrying transient errors with exponential backoff."""
-    delay, deadline = 0.2, time.monotonic() + timeout_s
-    while True:
-        try:
-            return action()
-        except TransientError as exc:
-            if stop.is_set() or time.monotonic() + delay > deadline:
-                raise
-            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-
-
 class Fetcher(Stage[Batch]):
     """Polls one source reader and feeds closed batches to the prepare stage."""
 
-    def __init__(self, primary: SinkWriter, limits: BatchLimits, keeper: StateKeeper | None = None) -> None:
+    def __init__(
+        self,
+        primary: SinkWriter,
+        limits: BatchLimits,
+        keeper: StateKeeper | None = None,
+        *,
+        retry_timeout_s: float = 600.0,
+    ) -> None:
         super().__init__("stream-etl-fetch", limits.prefetch_batches)
         self.primary = primary
+        self.retry_timeout_s = retry_timeout_s
         self.keeper = keeper
         self.batcher = Batcher(limits)
         #: Held by the run loop while it commits; a revoke waits for it.
@@ -99,7 +91,10 @@ class Fetcher(Stage[Batch]):
             msg = "this source resumes from cursors, and the topology's primary sink cannot store them"
             raise ConfigurationError(msg)
         found: dict[SourcePartition, str] = retry_transient(
-            lambda: self.primary.read_cursors(partitions), "reading stored cursors", self.stopping
+            lambda: self.primary.read_cursors(partitions),
+            "reading stored cursors",
+            self.stopping,
+            self.retry_timeout_s,
         )
         return found
 
@@ -132,7 +127,10 @@ class Fetcher(Stage[Batch]):
 
     def _stored(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, int]:
         found: dict[SourcePartition, int] = retry_transient(
-            lambda: self.primary.read_positions(partitions), "reading stored positions", self.stopping
+            lambda: self.primary.read_positions(partitions),
+            "reading stored positions",
+            self.stopping,
+            self.retry_timeout_s,
         )
         return found
 

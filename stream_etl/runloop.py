@@ -36,10 +36,11 @@ from stream_etl.checkpoint import CommitPlan, plan_commit
 from stream_etl.context import RunContext
 from stream_etl.dead_letters import dead_letter_table
 from stream_etl.errors import ConfigurationError, PositionConflict, TransientError
-from stream_etl.fetcher import Fetcher, retry_transient
+from stream_etl.fetcher import Fetcher
 from stream_etl.metrics import RunStats
 from stream_etl.prepare import Prepared, Preparer
 from stream_etl.records import Batch, PartitionRegistry, SourcePartition
+from stream_etl.retry import Backoff, retry_transient
 from stream_etl.sinks import SinkWriter, Snapshot
 from stream_etl.sources import SourceReader
 from stream_etl.state import FileStateStore, MemoryStateStore, StateKeeper, StateStore
@@ -95,14 +96,15 @@ class RunLoop:
         *,
         stop: threading.Event | None = None,
         on_batch: Callable[[RunStats], None] | None = None,
-        sink_retry_timeout_s: float = 600.0,
+        sink_retry_timeout_s: float | None = None,
     ) -> None:
         topology.validate()
         self.topology = topology
         self.ctx = ctx
         self.stop_event = stop or threading.Event()
         self.on_batch = on_batch
-        self.sink_retry_timeout_s = sink_retry_timeout_s
+        #: How long a sink may keep failing transiently (see stream_etl.retry).
+        self.sink_retry_timeout_s = sink_retry_timeout_s or ctx.settings.sink_retry_timeout_s
         self.stats = RunStats()
         self.thresholds = ErrorThresholds(topology.max_errors, topology.step_max_errors)
         self._targets: dict[SourcePartition, int] = {}
@@ -128,7 +130,7 @@ class RunLoop:
         dead = _Target("dead_letters", dead_sink.open(ctx), False)
         primary = sinks[0]
         keeper = self._state_keeper(primary, topology, ctx)
-        fetcher = Fetcher(primary.writer, topology.limits, keeper)
+        fetcher = Fetcher(primary.writer, topology.limits, keeper, retry_timeout_s=self.sink_retry_timeout_s)
         log.info("opening %s", source_node.source.describe())
         reader = source_node.source.open(ctx, fetcher)
         fetcher.attach(reader)
@@ -251,7 +253,9 @@ class RunLoop:
         dead_rows = dead_letter_table(batch, failures, reader.registry, app_id=self.ctx.app_id) if failures else None
         faults.reached("before_commits")
         if prepared.snapshots:  # state before commits: a committed position always has its snapshot
-            retry_transient(lambda: self._store.save(prepared.snapshots), "saving state", self.stop_event)
+            retry_transient(
+                lambda: self._store.save(prepared.snapshots), "saving state", self.stop_event, self.sink_retry_timeout_s
+            )
         faults.reached("state_saved")
         transformed = time.perf_counter()
 
@@ -295,10 +299,12 @@ class RunLoop:
         registry = self._reader_registry
         if not target.required and (table is None or table.num_rows == 0):
             return None  # nothing for a secondary sink: do not even read its state
-        attempt = 0
+        backoff = Backoff(f"committing to {target.name}", self.stop_event, timeout_s=self.sink_retry_timeout_s)
         while True:
             if snapshot is None:
                 snapshot = self._retry(target.writer.snapshot, f"reading sink {target.name}")
+            # Planned against this attempt's snapshot: a commit that landed although it
+            # reported a failure is seen here and not written again.
             plan = plan_commit(snapshot, table, batch, registry, required=target.required)
             if plan is None:
                 return None
@@ -308,13 +314,8 @@ class RunLoop:
             except PositionConflict:
                 raise
             except TransientError as exc:
-                attempt += 1
                 self.stats.retries += 1
-                delay = min(0.2 * 2**attempt, 10.0)
-                if self.stop_event.is_set() or attempt * 10.0 > self.sink_retry_timeout_s:
-                    raise
-                log.warning("commit to %s failed (%s); retrying in %.1fs", target.name, exc, delay)
-                time.sleep(delay)
+                backoff.wait(exc)
                 snapshot = None
                 continue
             self.stats.committed()

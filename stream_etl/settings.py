@@ -47,6 +47,14 @@ class Settings(BaseModel):
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
     s3_region: str = "us-east-1"
+    sink_retry_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "how long a sink may keep failing transiently (S3 unreachable, other jobs' commits) "
+            "before the run stops; retries back off from 0.2 s to 10 s"
+        ),
+    )
     dev_dir: Path = Field(default=Path(".stream-etl/dev"), description="state of `stream-etl dev`")
 
     @classmethod

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,7 @@ import pyarrow.compute as pc
 from connectors.delta.config import diagnose_s3, is_s3, storage_options
 from stream_etl.context import RunContext
 from stream_etl.errors import (
+    CommitContention,
     ConfigurationError,
     PositionConflict,
     RowsRejected,
@@ -48,6 +50,16 @@ SchemaMode = Literal["merge", "strict"]
 #: Recorded in every commit's metadata, to tell which worker process wrote it.
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
+#: delta-rs raises object store failures met while writing (S3 unreachable, a reset
+#: connection) as a plain DeltaError carrying object_store's message; these mark them.
+_STORAGE_FAILURE = re.compile(
+    r"Generic (S3|GCS|MicrosoftAzure|LocalFileSystem|HTTP) error|error sending request|Object Store error"
+)
+
+
+def _storage_failure(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) or bool(_STORAGE_FAILURE.search(str(exc)))
+
 
 class DeltaSink(Sink):
     """Append to a Delta table at ``uri`` (``s3://bucket/path`` or a local path).
@@ -57,6 +69,11 @@ class DeltaSink(Sink):
     ``"strict"`` dead-letters rows that carry values for unknown columns. Values
     are cast safely to the table's types; a value that does not fit is
     dead-lettered rather than truncated.
+
+    ``max_commit_retries`` bounds delta-rs's own conflict resolution per commit (it
+    rebases an append over other writers' commits; default 15). When other jobs keep
+    winning past it the commit raises :class:`~stream_etl.errors.CommitContention` and
+    the run loop retries the batch with backoff, within the sink retry budget.
     """
 
     def __init__(
@@ -69,6 +86,7 @@ class DeltaSink(Sink):
         compression: Literal["SNAPPY", "ZSTD", "LZ4", "GZIP", "UNCOMPRESSED"] | None = None,
         storage_options: Mapping[str, str] | None = None,
         name: str | None = None,
+        max_commit_retries: int | None = None,
     ) -> None:
         if not uri:
             msg = "DeltaSink needs a table URI such as s3://lake/orders or ./tables/orders"
@@ -83,6 +101,10 @@ class DeltaSink(Sink):
         self.compression = compression
         self.storage_options = dict(storage_options or {})
         self.name = name
+        if max_commit_retries is not None and max_commit_retries < 0:
+            msg = f"max_commit_retries must be >= 0, got {max_commit_retries}"
+            raise ConfigurationError(msg)
+        self.max_commit_retries = max_commit_retries
 
     def describe(self) -> str:
         parts = f" partitioned by {', '.join(self.partition_by)}" if self.partition_by else ""
@@ -259,6 +281,7 @@ class DeltaWriter(SinkWriter):
             table = snapshot.schema.empty_table()
         now_ms = int(time.time() * 1000)
         properties = CommitProperties(
+            max_commit_retries=self.sink.max_commit_retries,
             app_transactions=[Transaction(txn_app_id(self.app_id, sp), v, now_ms) for sp, v in positions.items()],
             custom_metadata={
                 "stream_etl.app_id": self.app_id,
@@ -282,21 +305,14 @@ class DeltaWriter(SinkWriter):
                 commit_properties=properties,
             )
         except CommitFailedError as exc:
-            msg = f"commit to {self.sink.uri} conflicted: {exc}"
-            raise PositionConflict(
-                msg,
-                table_uri=self.sink.uri,
-                table_version=snapshot.version,
-                positions=positions,
-            ) from exc
+            raise self._conflict(exc, snapshot, positions) from exc
         except SchemaMismatchError as exc:
             msg = f"table {self.sink.uri} refused the batch's schema: {exc}"
             raise SinkRejected(msg, table_uri=self.sink.uri, table_version=snapshot.version) from exc
-        except OSError as exc:
+        except (OSError, DeltaError) as exc:
             msg = f"writing {self.sink.uri} failed: {exc}"
-            raise SinkUnavailable(msg, table_uri=self.sink.uri) from exc
-        except DeltaError as exc:
-            msg = f"writing {self.sink.uri} failed: {exc}"
+            if _storage_failure(exc):  # retried on a fresh snapshot, which shows a commit that landed anyway
+                raise SinkUnavailable(msg, table_uri=self.sink.uri) from exc
             if creating:  # another worker created the table first
                 raise PositionConflict(msg, table_uri=self.sink.uri) from exc
             raise SinkRejected(msg, table_uri=self.sink.uri) from exc
@@ -304,6 +320,27 @@ class DeltaWriter(SinkWriter):
             self._table = self._load()
         version = self._table.version() if self._table is not None else None
         return CommitInfo(rows=table.num_rows, version=version)
+
+    def _conflict(
+        self, exc: CommitFailedError, snapshot: DeltaSnapshot, positions: dict[SourcePartition, int]
+    ) -> PositionConflict | CommitContention | SinkUnavailable:
+        """Tell a fence (another writer stored positions for one of our partitions since
+        ``snapshot``: re-seek) from contention (other jobs' commits outran delta-rs's retries)."""
+        try:
+            fresh = DeltaSnapshot(self._load(), self.app_id)
+        except (OSError, SinkUnavailable, DeltaError) as again:
+            msg = f"commit to {self.sink.uri} failed ({exc}) and re-reading the table failed too: {again}"
+            return SinkUnavailable(msg, table_uri=self.sink.uri)
+        moved = [sp for sp in positions if fresh.position(sp) != snapshot.position(sp)]
+        if moved or snapshot.table is None:
+            msg = f"commit to {self.sink.uri} conflicted: another writer stored positions for {[str(p) for p in moved]}"
+            return PositionConflict(msg, table_uri=self.sink.uri, table_version=snapshot.version, positions=positions)
+        retries = self.sink.max_commit_retries
+        msg = (
+            f"other writers kept committing to {self.sink.uri} (conflict retries "
+            f"{'default' if retries is None else retries} exhausted: {exc}); raise DeltaSink(max_commit_retries=...)"
+        )
+        return CommitContention(msg, table_uri=self.sink.uri, table_version=snapshot.version, positions=positions)
 
     def summary(self) -> dict[str, Any]:
         table = self._load()

@@ -22,10 +22,11 @@ import pytest
 from stream_etl import RunContext, RunSummary, Topology, run
 from stream_etl.context import RunMode
 from stream_etl.dead_letters import DEAD_LETTER_SCHEMA
-from stream_etl.errors import ConfigurationError, SinkUnavailable
+from stream_etl.errors import ConfigurationError, RetriesExhausted, SinkUnavailable
 from stream_etl.metrics import RunStats
 from stream_etl.records import Chunk, SourcePartition
 from stream_etl.runloop import RunLoop
+from stream_etl.settings import Settings
 from stream_etl.sinks import CommitInfo, Snapshot
 from stream_etl.sources import AssignmentListener
 from stream_etl.testing import ListReader, ListSource, MemorySink, MemoryWriter, Record, run_topology
@@ -294,6 +295,17 @@ def test_a_transient_sink_error_is_retried_and_writes_once() -> None:
     assert summary.stats["retries"] == 1
     assert out.failures_left == 0
     _assert_once(out.table()["id"].to_pylist(), _valid_ids(_orders(10)))
+
+
+def test_a_sink_failing_past_the_retry_budget_stops_the_run_and_commits_nothing() -> None:
+    out, dead = FlakySink("out", failures=10**6), MemorySink("dead")
+    local = _topology().with_connectors(source=ListSource(_orders(10)), sinks={"out": out}, dead_letters=dead)
+    settings = Settings(sink_retry_timeout_s=0.5)
+
+    with pytest.raises(RetriesExhausted, match="committing to out kept failing .*STREAM_ETL_SINK_RETRY_TIMEOUT_S"):
+        RunLoop(local, RunContext("job", settings=settings, mode="until_caught_up")).run()
+
+    assert out.table().num_rows == 0
 
 
 def test_a_step_failing_on_some_rows_dead_letters_only_those_rows() -> None:

@@ -11,7 +11,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from connectors.delta import DeltaSink, txn_app_id
 from stream_etl import RunContext, Topology
 from stream_etl.checkpoint import plan_commit
-from stream_etl.errors import ConfigurationError, PositionConflict, SinkUnavailable
+from stream_etl.errors import CommitContention, ConfigurationError, PositionConflict, SinkUnavailable
 from stream_etl.records import LINEAGE, SourcePartition
 from stream_etl.runloop import RunLoop
 from stream_etl.settings import Settings
@@ -138,6 +138,42 @@ def test_a_local_path_works_too(tmp_path: Path, unique: str) -> None:
     writer = DeltaSink(str(tmp_path / "table")).open(RunContext(app_id=unique, settings=Settings()))
     writer.commit(writer.snapshot(), _rows([1, 2]), {P0: 2})
     assert DeltaTable(str(tmp_path / "table")).transaction_version(txn_app_id(unique, P0)) == 2
+
+
+def test_other_jobs_outrunning_the_conflict_retries_is_contention_not_a_fence(tmp_path: Path, unique: str) -> None:
+    """Another job (own app id) commits between our snapshot and our commit; with no
+    conflict retries left that is CommitContention (retry the batch), not a re-seek."""
+    uri = str(tmp_path / "table")
+    ours = DeltaSink(uri, max_commit_retries=0).open(RunContext(app_id=unique, settings=Settings()))
+    ours.commit(ours.snapshot(), _rows([1]), {P0: 1})
+    other = DeltaSink(uri).open(RunContext(app_id=f"{unique}-other", settings=Settings()))
+    stale = ours.snapshot()
+    other.commit(other.snapshot(), _rows([100]), {SourcePartition("payments", 0): 7})
+
+    with pytest.raises(CommitContention, match=r"max_commit_retries"):
+        ours.commit(stale, _rows([2]), {P0: 2})
+
+    ours.commit(ours.snapshot(), _rows([2]), {P0: 2})  # what the run loop does next: a fresh snapshot
+    assert sorted(DeltaTable(uri).to_pyarrow_table()["id"].to_pylist()) == [1, 2, 100]
+    assert ours.read_positions([P0]) == {P0: 2}
+
+
+def test_the_default_conflict_retries_absorb_other_jobs_commits(tmp_path: Path, unique: str) -> None:
+    uri = str(tmp_path / "table")
+    ours = DeltaSink(uri).open(RunContext(app_id=unique, settings=Settings()))
+    ours.commit(ours.snapshot(), _rows([1]), {P0: 1})
+    other = DeltaSink(uri).open(RunContext(app_id=f"{unique}-other", settings=Settings()))
+    stale = ours.snapshot()
+    other.commit(other.snapshot(), _rows([100]), {SourcePartition("payments", 0): 7})
+
+    ours.commit(stale, _rows([2]), {P0: 2})
+
+    assert sorted(DeltaTable(uri).to_pyarrow_table()["id"].to_pylist()) == [1, 2, 100]
+
+
+def test_a_negative_max_commit_retries_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="max_commit_retries must be >= 0"):
+        DeltaSink("s3://lake/t", max_commit_retries=-1)
 
 
 def test_a_missing_bucket_is_a_configuration_error(services: Services, unique: str) -> None:
