@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from stream_etl.errors import ServiceError
 
@@ -31,6 +31,7 @@ HOST = "127.0.0.1"
 #: session.timeout.ms / 2). A real cluster is fine with the defaults.
 TANSU_CONSUMER_OPTIONS = "session.timeout.ms=6000,heartbeat.interval.ms=1000"
 DUMMY_KEY, DUMMY_SECRET = "stream-etl", "stream-etl-local"
+ServiceName = Literal["kafka", "s3"]
 
 
 @dataclass(slots=True)
@@ -131,9 +132,13 @@ class DevStack:
         s3_port: int = 8333,
         bucket: str = "lake",
         die_with_parent: bool = False,
+        kafka_advertised_port: int | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.kafka_port, self.s3_port, self.bucket = kafka_port, s3_port, bucket
+        #: The port the broker tells clients to connect to (a TCP proxy in front of it, in
+        #: fault tests); the broker's own port when None.
+        self.kafka_advertised_port = kafka_advertised_port
         self.die_with_parent = die_with_parent
         self._processes: list[subprocess.Popen[bytes]] = []
 
@@ -193,7 +198,8 @@ class DevStack:
 
     def _tansu_command(self, state: StackState) -> list[str]:
         url = f"tcp://{HOST}:{state.kafka_port}"
-        return [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        advertised = f"tcp://{HOST}:{self.kafka_advertised_port or state.kafka_port}"
+        return [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", advertised]
 
     def _weed_command(self, state: StackState) -> list[str]:
         ports = state.internal_ports
@@ -322,6 +328,35 @@ class DevStack:
             tail = log.read_text(errors="replace")[-800:] if log.exists() else ""
             msg = f"the local {name} process exited during start-up; last log lines:\n{tail}"
             raise ServiceError(msg)
+
+    # one service at a time (outage tests) ------------------------------------------
+
+    def stop_service(self, name: ServiceName, *, grace_s: float = 0.0) -> None:
+        """Stop one service of the running stack, as an outage would (SIGKILL after ``grace_s``)."""
+        state = self._saved_state()
+        self._stop_pids({name: state.pids[name]}, grace_s=grace_s)
+        self._processes = [p for p in self._processes if p.poll() is None]
+
+    def start_service(self, name: ServiceName, *, timeout_s: float = 60.0) -> None:
+        """Start a stopped service again on its old ports and data directory; wait until usable.
+
+        The broker keeps topics in memory only: a restarted Tansu has lost them."""
+        state = self._saved_state()
+        command = self._tansu_command(state) if name == "kafka" else self._weed_command(state)
+        state.pids[name] = self._spawn(name, command)
+        self._save(state)
+        deadline = time.monotonic() + timeout_s
+        if name == "kafka":
+            self._wait_for_kafka(state, deadline)
+        else:
+            self._wait_for_s3(state, deadline)
+
+    def _saved_state(self) -> StackState:
+        try:
+            return StackState(**json.loads(self.state_file.read_text()))
+        except FileNotFoundError:
+            msg = f"no stack was started under {self.state_dir}; run up() first"
+            raise ServiceError(msg) from None
 
     # down / status -----------------------------------------------------------------
 

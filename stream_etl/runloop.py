@@ -303,12 +303,12 @@ class RunLoop:
         while True:
             if snapshot is None:
                 snapshot = self._retry(target.writer.snapshot, f"reading sink {target.name}")
-            # Planned against this attempt's snapshot: a commit that landed although it
-            # reported a failure is seen here and not written again.
-            plan = plan_commit(snapshot, table, batch, registry, required=target.required)
-            if plan is None:
-                return None
             try:
+                # Planned against this attempt's snapshot: a commit that landed although it
+                # reported a failure is seen here and not written again.
+                plan = plan_commit(snapshot, table, batch, registry, required=target.required)
+                if plan is None:
+                    return None
                 extra = {"cursors": plan.cursors} if plan.cursors else {}
                 target.writer.commit(snapshot, plan.table, plan.positions, **extra)
             except PositionConflict:

@@ -72,6 +72,26 @@ def running_services(state_dir: Path) -> Iterator[Services]:
         raise ValueError(msg)
 
 
+@contextmanager
+def own_stack(state_dir: Path, *, kafka_advertised_port: int | None = None) -> Iterator[tuple[DevStack, Services]]:
+    """A broker and S3 of the test's own, for tests that stop or cut them (outages)."""
+    stack = DevStack(
+        state_dir,
+        kafka_port=free_port(),
+        s3_port=free_port(),
+        bucket="tests",
+        die_with_parent=True,
+        kafka_advertised_port=kafka_advertised_port,
+    )
+    state = stack.up(timeout_s=120)
+    try:
+        yield stack, Services(
+            state.kafka_bootstrap, state.s3_endpoint, state.bucket, DUMMY_KEY, DUMMY_SECRET, TANSU_CONSUMER_OPTIONS
+        )
+    finally:
+        stack.down(grace_s=1.0)
+
+
 def _external() -> Services:
     env = os.environ
     return Services(

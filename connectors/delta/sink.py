@@ -141,7 +141,11 @@ class DeltaSnapshot:
         if self.table is None:
             return None
         if partition not in self._positions:
-            self._positions[partition] = self.table.transaction_version(txn_app_id(self.app_id, partition))
+            try:
+                self._positions[partition] = self.table.transaction_version(txn_app_id(self.app_id, partition))
+            except (OSError, DeltaError) as exc:
+                msg = f"reading the stored position of {partition} failed: {exc}"
+                raise SinkUnavailable(msg, table_uri=self.table.table_uri) from exc
         return self._positions[partition]
 
 
