@@ -7,7 +7,9 @@
 
 Job arguments (``--arg key=value``): ``topic`` (default orders), ``table``
 (default s3://lake/orders), ``batch_records`` (records per micro-batch, default 100000),
-``partition_by`` (comma-separated partition columns, default country; empty for none).
+``partition_by`` (comma-separated partition columns, default country; empty for none),
+``max_commit_retries`` (delta-rs conflict retries per commit when other jobs write the
+same table; default delta-rs's 15).
 """
 
 from connectors.delta import DeltaSink
@@ -15,7 +17,9 @@ from connectors.kafka import KafkaSource
 from stream_etl import JsonFormat, Topology, job_args
 from stream_etl.samples import ORDER_SCHEMA
 
-args = job_args(topic="orders", table="s3://lake/orders", batch_records="100000", partition_by="country")
+args = job_args(
+    topic="orders", table="s3://lake/orders", batch_records="100000", partition_by="country", max_commit_retries=""
+)
 
 topology = Topology("orders", max_batch_records=int(args["batch_records"]))
 (
@@ -23,5 +27,11 @@ topology = Topology("orders", max_batch_records=int(args["batch_records"]))
     .filter("amount >= 0", name="valid_amount")
     .derive("amount_cents", "CAST(round(amount * 100) AS BIGINT)", name="amount_cents")
     .select("id", "user", "amount_cents", "country", "ts", "tags", name="project")
-    .sink(DeltaSink(args["table"], partition_by=[c for c in args["partition_by"].split(",") if c]))
+    .sink(
+        DeltaSink(
+            args["table"],
+            partition_by=[c for c in args["partition_by"].split(",") if c],
+            max_commit_retries=int(args["max_commit_retries"]) if args["max_commit_retries"] else None,
+        )
+    )
 )
