@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,10 +13,15 @@ import pytest
 from tests.services import Services, running_services
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "services" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.services)
+    if not os.environ.get("STREAM_ETL_CHAOS"):  # the soak runs only from `make chaos`
+        soak = [item for item in items if item.get_closest_marker("chaos")]
+        if soak:
+            config.hook.pytest_deselected(items=soak)
+            items[:] = [item for item in items if not item.get_closest_marker("chaos")]
 
 
 @pytest.fixture(scope="session")
