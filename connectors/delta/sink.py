@@ -222,7 +222,9 @@ class DeltaWriter(SinkWriter):
                 self._table = self._load()
             else:
                 self._table.update_incremental()
-        except OSError as exc:
+        except (OSError, DeltaError) as exc:
+            if not _storage_failure(exc):
+                raise
             msg = f"reading {self.sink.uri} failed: {exc}"
             raise SinkUnavailable(msg, table_uri=self.sink.uri) from exc
         return DeltaSnapshot(self._table, self.app_id)

@@ -74,3 +74,44 @@ def test_a_stale_state_file_is_not_a_running_stack(tmp_path: Path) -> None:
         json.dumps({"kafka_port": 1, "s3_port": 2, "bucket": "b", "pids": {"kafka": 2**22 + os.getpid()}})
     )
     assert DevStack(tmp_path).load() is None
+
+
+@pytest.mark.timeout(180)
+def test_one_service_stops_and_starts_again_on_its_port_with_its_data(tmp_path: Path) -> None:
+    import pyarrow.fs as pafs
+
+    from stream_etl.devstack import DUMMY_KEY, DUMMY_SECRET
+
+    stack = DevStack(tmp_path / "dev", kafka_port=free_port(), s3_port=free_port(), die_with_parent=True)
+    state = stack.up(timeout_s=90)
+    fs = pafs.S3FileSystem(
+        endpoint_override=f"127.0.0.1:{state.s3_port}",
+        scheme="http",
+        access_key=DUMMY_KEY,
+        secret_key=DUMMY_SECRET,
+        region="us-east-1",
+        connect_timeout=2,
+        request_timeout=3,
+        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+    )
+    try:
+        with fs.open_output_stream(f"{state.bucket}/kept") as out:
+            out.write(b"before the outage")
+        stack.stop_service("s3")
+        with pytest.raises(OSError):
+            fs.get_file_info(f"{state.bucket}/kept")
+
+        stack.start_service("s3")
+
+        with fs.open_input_stream(f"{state.bucket}/kept") as handle:
+            assert handle.read() == b"before the outage"
+        assert stack.status()["s3"]["alive"] and stack.status()["kafka"]["alive"]
+    finally:
+        stack.down(grace_s=0.5)
+
+
+def test_stopping_a_service_of_no_stack_says_so(tmp_path: Path) -> None:
+    from stream_etl.errors import ServiceError
+
+    with pytest.raises(ServiceError, match="no stack was started"):
+        DevStack(tmp_path).stop_service("s3")
