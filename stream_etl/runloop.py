@@ -300,14 +300,19 @@ class RunLoop:
         if not target.required and (table is None or table.num_rows == 0):
             return None  # nothing for a secondary sink: do not even read its state
         backoff = Backoff(f"committing to {target.name}", self.stop_event, timeout_s=self.sink_retry_timeout_s)
+        failed: CommitPlan | None = None  # the last attempt that reported a failure
         while True:
             if snapshot is None:
                 snapshot = self._retry(target.writer.snapshot, f"reading sink {target.name}")
+            plan = None
             try:
                 # Planned against this attempt's snapshot: a commit that landed although it
                 # reported a failure is seen here and not written again.
                 plan = plan_commit(snapshot, table, batch, registry, required=target.required)
                 if plan is None:
+                    if failed is not None and _landed(failed, snapshot):
+                        self.stats.committed()
+                        return failed  # the failed attempt did land: count its rows as written
                     return None
                 extra = {"cursors": plan.cursors} if plan.cursors else {}
                 target.writer.commit(snapshot, plan.table, plan.positions, **extra)
@@ -315,6 +320,7 @@ class RunLoop:
                 raise
             except TransientError as exc:
                 self.stats.retries += 1
+                failed = plan or failed
                 backoff.wait(exc)
                 snapshot = None
                 continue
@@ -350,6 +356,11 @@ class RunLoop:
             return
         for sp, position in stored.items():
             self._reached[sp] = max(self._reached.get(sp, 0), position + 1)
+
+
+def _landed(plan: CommitPlan, snapshot: Snapshot) -> bool:
+    """Whether ``snapshot`` stores exactly the positions ``plan`` would have stored."""
+    return all(snapshot.position(sp) == position for sp, position in plan.positions.items())
 
 
 def run(

@@ -297,6 +297,40 @@ def test_a_transient_sink_error_is_retried_and_writes_once() -> None:
     _assert_once(out.table()["id"].to_pylist(), _valid_ids(_orders(10)))
 
 
+class LostAckWriter(MemoryWriter):
+    """Commits, then reports a failure: the response of a commit that landed was lost."""
+
+    sink: LostAckSink
+
+    def commit(self, snapshot: Snapshot, table: pa.Table | None, positions: dict[SourcePartition, int]) -> CommitInfo:
+        info = super().commit(snapshot, table, positions)
+        if self.sink.lost_left:
+            self.sink.lost_left -= 1
+            raise SinkUnavailable("connection reset after the request was sent", table_uri="memory://lost")
+        return info
+
+
+class LostAckSink(MemorySink):
+    def __init__(self, name: str, lost: int) -> None:
+        super().__init__(name)
+        self.lost_left = lost
+
+    def open(self, ctx: RunContext) -> LostAckWriter:
+        return LostAckWriter(self)
+
+
+def test_a_commit_that_landed_but_reported_a_failure_is_not_repeated_and_counts_as_written() -> None:
+    out, dead = LostAckSink("out", lost=2), MemorySink("dead")
+    records = _orders(300)
+
+    summary = _run(_topology(batch=100), _source(records, partitions=2), out, dead)
+
+    assert out.lost_left == 0 and summary.stats["retries"] == 2
+    _assert_once(out.table()["id"].to_pylist(), _valid_ids(records))
+    assert summary.stats["written"] == len(_valid_ids(records))
+    _assert_reconciled(summary.stats)
+
+
 def test_a_sink_failing_past_the_retry_budget_stops_the_run_and_commits_nothing() -> None:
     out, dead = FlakySink("out", failures=10**6), MemorySink("dead")
     local = _topology().with_connectors(source=ListSource(_orders(10)), sinks={"out": out}, dead_letters=dead)
