@@ -386,22 +386,31 @@ def pa_table(value: Any) -> Any:
 
 
 def measure_engine(
-    stack: Stack, produced: Produced, run_id: str, args: argparse.Namespace, logs: Path
+    stack: Stack,
+    produced: Produced,
+    run_id: str,
+    args: argparse.Namespace,
+    logs: Path,
+    *,
+    topology: Path = TOPOLOGY,
+    label: str = "engine",
 ) -> dict[str, Any]:
+    """Run ``topology`` over the produced topic until caught up, in a fresh process, and verify
+    its table: it must hold the columns ``id`` and ``amount_cents`` of every valid order once."""
     from deltalake import DeltaTable
 
     from connectors.delta.sink import txn_app_id
     from stream_etl.records import SourcePartition
 
     records = produced.expected.records
-    app_id = f"bench-{run_id}"
-    table_uri = f"s3://{stack.bucket}/bench-{run_id}/orders"
+    app_id = f"bench-{label}-{run_id}"
+    table_uri = f"s3://{stack.bucket}/bench-{run_id}/{label}"
     command = [
         sys.executable,
         "-m",
         "stream_etl",
         "run",
-        str(TOPOLOGY),
+        str(topology),
         "--until-caught-up",
         "--json",
         "--app-id",
@@ -421,7 +430,7 @@ def measure_engine(
     profile_path = None
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-        profile_path = args.profile / f"engine-{run_id}.speedscope.json"
+        profile_path = args.profile / f"{label}-{run_id}.speedscope.json"
         command = [
             py_spy(),
             "record",
@@ -435,7 +444,7 @@ def measure_engine(
             "--",
             *command,
         ]
-    out_path, err_path = logs / f"engine-{run_id}.out", logs / f"engine-{run_id}.err"
+    out_path, err_path = logs / f"{label}-{run_id}.out", logs / f"{label}-{run_id}.err"
     with out_path.open("wb") as out, err_path.open("wb") as err, Phase(stack) as phase:
         measured = run_measured(
             command, env=stack.child_environment(), cwd=ROOT, stdout=out, stderr=err, timeout_s=args.timeout
@@ -534,7 +543,17 @@ def targets(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "measured": rss,
             "met": rss is not None and rss <= TARGET_RSS_MB,
         },
+        **_rich_target(flat),
     }
+
+
+def _rich_target(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    if "e2e_rich_vs_simple" not in flat:
+        return {}
+    from bench.scenarios.rich import GOAL
+
+    ratio = flat["e2e_rich_vs_simple"]
+    return {"e2e_rich_vs_simple": {"goal": f">= {GOAL}", "measured": ratio, "met": ratio is not None and ratio >= GOAL}}
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -578,7 +597,7 @@ def bench(args: argparse.Namespace) -> int:
             flat = headline(runs)
             problems = [f"run {r['run']}: {p}" for r in runs for p in r["problems"]]
             if not args.skip_scenarios:
-                context = Context(stack, produced.topic, args.records, run_id, args, logs, flat)
+                context = Context(stack, produced.topic, args.records, run_id, args, logs, flat, produced)
                 for name, scenario in SCENARIOS:
                     log(f"scenario {name}")
                     outcome = scenario(context)

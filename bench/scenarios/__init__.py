@@ -26,6 +26,8 @@ class Context:
     args: argparse.Namespace
     logs: Path
     main_figures: dict[str, Any]
+    #: bench.run.Produced: the topic's expected output and end offsets
+    produced: Any = None
 
 
 @dataclass
@@ -38,3 +40,12 @@ Scenario = Callable[[Context], Outcome]
 
 #: Scenarios in the order they run.
 SCENARIOS: list[tuple[str, Scenario]] = []
+
+
+def _register() -> None:
+    from bench.scenarios.rich import rich
+
+    SCENARIOS.append(("rich", rich))
+
+
+_register()
