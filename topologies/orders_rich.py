@@ -8,7 +8,7 @@ one statement, ``enrich`` joins the country lookup (a CSV shipped beside this mo
 join, reloaded every five minutes), and ``derive`` adds the VAT. Job arguments: ``topic``
 (default orders), ``table`` (default s3://lake/orders_rich), ``lookup`` (default:
 topologies/data/countries.csv), ``batch_records`` (default 100000), ``partition_by``
-(comma-separated partition columns, default none).
+(comma-separated partition columns, default none), ``assignment`` (group or direct).
 """
 
 from datetime import timedelta
@@ -26,11 +26,12 @@ args = job_args(
     lookup=str(Path(__file__).parent / "data" / "countries.csv"),
     batch_records="100000",
     partition_by="",
+    assignment="group",
 )
 
 topology = Topology("orders_rich", max_batch_records=int(args["batch_records"]))
 (
-    topology.source(KafkaSource(args["topic"]), format=JsonFormat(ORDER_SCHEMA))
+    topology.source(KafkaSource(args["topic"], assignment=args["assignment"]), format=JsonFormat(ORDER_SCHEMA))
     .dedupe("id", time_column="ts", horizon=timedelta(minutes=10), name="unique_ids")
     .filter("amount >= 0", name="valid_amount")
     .derive("amount_cents", "CAST(round(amount * 100) AS BIGINT)", name="amount_cents")
