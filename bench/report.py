@@ -129,6 +129,10 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
         row("direct mode: engine e2e (rec/s)", "e2e_assign_rows_per_s")
         row("direct mode: engine steady (rec/s)", "e2e_assign_steady_rows_per_s")
         row("direct mode: ratio e2e / bare", "ratio_assign", 3)
+    if "freshness_p99_s" in results:
+        row("freshness p50 (s)", "freshness_p50_s", 3)
+        row("freshness p95 (s)", "freshness_p95_s", 3)
+        row("freshness p99 (s)", "freshness_p99_s", 3)
     if "e2e_rich_rows_per_s" in results:
         row("rich topology e2e (rec/s)", "e2e_rich_rows_per_s", 0)
         row("rich topology, steady (rec/s)", "e2e_rich_steady_rows_per_s", 0)

@@ -76,6 +76,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-history", action="store_true", help="do not append to the history")
     parser.add_argument("--skip-scenarios", action="store_true", help="only the main comparison, no extra scenarios")
     parser.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this extra scenario (repeatable; default: all of them)",
+    )
+    parser.add_argument("--freshness-rate", type=int, default=20_000, help="records/s of the freshness scenario")
+    parser.add_argument(
+        "--freshness-seconds", type=float, default=60.0, help="how long the freshness scenario produces"
+    )
+    parser.add_argument(
         "--modes",
         default="group,direct",
         help="comma-separated: group (subscribe) and/or direct (assign every partition) (default both)",
@@ -590,6 +601,7 @@ def targets(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
         },
         **_assign_target(flat),
         **_rich_target(flat),
+        **_freshness_target(flat),
     }
 
 
@@ -599,6 +611,17 @@ def _assign_target(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
     ratio = flat["ratio_assign"]
     goal = TARGET_RATIO_ASSIGN
     return {"ratio_assign": {"goal": f">= {goal}", "measured": ratio, "met": ratio is not None and ratio >= goal}}
+
+
+def _freshness_target(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    if "freshness_p99_s" not in flat:
+        return {}
+    from bench.scenarios.freshness import GOAL_P99_S
+
+    p99 = flat["freshness_p99_s"]
+    return {
+        "freshness_p99_s": {"goal": f"<= {GOAL_P99_S}", "measured": p99, "met": p99 is not None and p99 <= GOAL_P99_S}
+    }
 
 
 def _rich_target(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -655,6 +678,8 @@ def bench(args: argparse.Namespace) -> int:
             if not args.skip_scenarios:
                 context = Context(stack, produced.topic, args.records, run_id, args, logs, flat, produced)
                 for name, scenario in SCENARIOS:
+                    if args.scenario and name not in args.scenario:
+                        continue
                     log(f"scenario {name}")
                     outcome = scenario(context)
                     flat.update(outcome.figures)

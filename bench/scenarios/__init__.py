@@ -43,9 +43,11 @@ SCENARIOS: list[tuple[str, Scenario]] = []
 
 
 def _register() -> None:
+    from bench.scenarios.freshness import freshness
     from bench.scenarios.rich import rich
 
     SCENARIOS.append(("rich", rich))
+    SCENARIOS.append(("freshness", freshness))
 
 
 _register()
