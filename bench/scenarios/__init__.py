@@ -44,10 +44,16 @@ SCENARIOS: list[tuple[str, Scenario]] = []
 
 def _register() -> None:
     from bench.scenarios.freshness import freshness
+    from bench.scenarios.limits import limits
     from bench.scenarios.rich import rich
+    from bench.scenarios.wide import wide_records
+    from bench.scenarios.workers import two_workers
 
+    SCENARIOS.append(("limits", limits))
     SCENARIOS.append(("rich", rich))
     SCENARIOS.append(("freshness", freshness))
+    SCENARIOS.append(("wide", wide_records))
+    SCENARIOS.append(("workers", two_workers))
 
 
 _register()
