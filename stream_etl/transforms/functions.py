@@ -97,8 +97,8 @@ class Map(Step):
             mapped = pa.Table.from_pylist(out, schema=self.schema)
         elif out:
             mapped = pa.Table.from_pylist(out)
-        else:
-            mapped = table.drop_columns([LINEAGE]).slice(0, 0)
+        else:  # no record came out and the output's columns are unknown: none but the lineage
+            mapped = pa.table({})
         return mapped.append_column(LINEAGE, pa.array(kept, pa.int32()))
 
     def describe(self) -> str:

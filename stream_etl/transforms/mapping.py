@@ -40,8 +40,9 @@ class ApplyMapping(Step):
 
     ``mappings`` is a list of ``(source path, source type, target name, target type)``.
     A source path reaches into structs with dots (``"customer.address.city"``). The value is
-    read as ``source type`` (cast when the batch has another type) and cast to ``target
-    type``; a value that does not fit fails its row, which is dead-lettered. The output has
+    cast to ``target type`` from whatever type the batch has (inferred JSON types drift: an
+    ISO-8601 string may arrive as a timestamp), through ``source type`` when there is no
+    direct cast; a value that does not fit fails its row, which is dead-lettered. The output has
     exactly the target columns, in the order given (plus the lineage column). A source path
     the batch lacks is a configuration error when the format declares a schema, and a column
     of nulls otherwise (an optional JSON field absent from a whole batch).
@@ -80,9 +81,11 @@ class ApplyMapping(Step):
                     msg = f"step {self.name!r}: no field {'.'.join(path)!r} in the batch; columns are {have}"
                     raise ConfigurationError(msg)
                 values = pa.nulls(table.num_rows, target_type)
-            if not values.type.equals(source_type):
-                values = pc.cast(values, source_type)
-            columns.append(pc.cast(values, target_type))
+            try:
+                cast = pc.cast(values, target_type)
+            except pa.ArrowNotImplementedError:  # no direct cast: go through the source type
+                cast = pc.cast(pc.cast(values, source_type), target_type)
+            columns.append(cast)
             names.append(target)
         return pa.table([*columns, table[LINEAGE]], names=[*names, LINEAGE])
 

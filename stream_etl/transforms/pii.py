@@ -108,7 +108,8 @@ class Hash(_PerColumn):
         values = pa.table({"v": text})
         connection.register("hash_input", values)
         try:
-            result = connection.execute("SELECT sha256(? || v) AS h FROM hash_input", [self.salt]).to_arrow_table()
+            relation = connection.sql("SELECT sha256($salt || v) AS h FROM hash_input", params={"salt": self.salt})
+            result = relation.to_arrow_table()
         finally:
             connection.unregister("hash_input")
         if result is None:

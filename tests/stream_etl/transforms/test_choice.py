@@ -83,7 +83,8 @@ def test_make_struct_has_one_field_per_kind() -> None:
     out, _ = run(ResolveChoice({"code": "make_struct"}), DENSE)
 
     struct = pa.StructArray.from_arrays(
-        [pa.array([5, None, None, 6], pa.int64()), pa.array([None, "é", "f", None], pa.string())], names=["int", "string"]
+        [pa.array([5, None, None, 6], pa.int64()), pa.array([None, "é", "f", None], pa.string())],
+        names=["int", "string"],
     )
     assert_table(out, table({"code": struct}))
 

@@ -84,7 +84,12 @@ def test_apply_mapping_of_an_absent_field_is_null_without_a_schema_and_an_error_
 
 @pytest.mark.parametrize(
     "spec",
-    [[], [("a", "string", "b")], [("a", "string", "x", "int64"), ("b", "string", "x", "int64")], [("a", "nope", "b", "int")]],
+    [
+        [],
+        [("a", "string", "b")],
+        [("a", "string", "x", "int64"), ("b", "string", "x", "int64")],
+        [("a", "nope", "b", "int")],
+    ],
     ids=["empty", "three-tuple", "duplicate-target", "unknown-type"],
 )
 def test_apply_mapping_refuses_bad_specs(spec: list[tuple[str, ...]]) -> None:
@@ -98,7 +103,9 @@ def test_drop_null_fields_drops_all_null_columns_and_struct_fields() -> None:
             "id": [1, 2],
             "nothing": pa.array([None, None], pa.string()),
             "typed_null": pa.nulls(2),
-            "nested": pa.array([{"a": 1, "b": None}, {"a": None, "b": None}], pa.struct([("a", pa.int64()), ("b", pa.string())])),
+            "nested": pa.array(
+                [{"a": 1, "b": None}, {"a": None, "b": None}], pa.struct([("a", pa.int64()), ("b", pa.string())])
+            ),
             "note": ["ü", None],
         }
     )

@@ -71,7 +71,13 @@ def test_an_aggregate_must_name_the_record_it_belongs_to() -> None:
 
 @pytest.mark.parametrize(
     "statement",
-    ["", "SELECT FROM WHERE", "SELECT 1; SELECT 2", "DELETE FROM batch", "SELECT a FROM batch UNION SELECT b FROM batch"],
+    [
+        "",
+        "SELECT FROM WHERE",
+        "SELECT 1; SELECT 2",
+        "DELETE FROM batch",
+        "SELECT a FROM batch UNION SELECT b FROM batch",
+    ],
     ids=["empty", "syntax", "two", "delete", "union"],
 )
 def test_bad_statements_fail_fast(statement: str) -> None:
