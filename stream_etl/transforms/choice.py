@@ -114,8 +114,8 @@ class ResolveChoice(Step):
             if column not in table.column_names:
                 if self.strict_columns:
                     have = [c for c in table.column_names if c != LINEAGE]
-                    msg = f"step {self.name!r}: no column {column!r} in the batch; columns are {have}"
-                    raise ConfigurationError(msg)
+                    msg = f"no column {column!r} in the batch; columns are {have}"
+                    raise self.mismatch(msg)
                 if target is None:
                     continue  # make_cols / make_struct of an absent column: nothing to add
                 table = table.append_column(column, pa.nulls(table.num_rows, target))

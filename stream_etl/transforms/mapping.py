@@ -78,13 +78,17 @@ class ApplyMapping(Step):
             if values is None:
                 if self.strict_columns:
                     have = [c for c in table.column_names if c != LINEAGE]
-                    msg = f"step {self.name!r}: no field {'.'.join(path)!r} in the batch; columns are {have}"
-                    raise ConfigurationError(msg)
+                    msg = f"no field {'.'.join(path)!r} in the batch; columns are {have}"
+                    raise self.mismatch(msg)
                 values = pa.nulls(table.num_rows, target_type)
             try:
                 cast = pc.cast(values, target_type)
             except pa.ArrowNotImplementedError:  # no direct cast: go through the source type
-                cast = pc.cast(pc.cast(values, source_type), target_type)
+                try:
+                    cast = pc.cast(pc.cast(values, source_type), target_type)
+                except pa.ArrowNotImplementedError as exc:
+                    msg = f"field {'.'.join(path)!r} is {values.type}: {exc}"
+                    raise self.mismatch(msg) from exc
             columns.append(cast)
             names.append(target)
         return pa.table([*columns, table[LINEAGE]], names=[*names, LINEAGE])
@@ -181,8 +185,8 @@ class FillMissingValues(Step):
             try:
                 constant = pa.scalar(value).cast(values.type) if not pa.types.is_null(values.type) else pa.scalar(value)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-                msg = f"step {self.name!r}: {value!r} does not fit column {column!r} of type {values.type}: {exc}"
-                raise ConfigurationError(msg) from exc
+                msg = f"{value!r} does not fit column {column!r} of type {values.type}: {exc}"
+                raise self.mismatch(msg) from exc
             if pa.types.is_null(values.type):
                 filled: pa.Array | pa.ChunkedArray = pa.repeat(constant, table.num_rows)
             else:

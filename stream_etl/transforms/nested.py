@@ -17,11 +17,21 @@ from stream_etl.transforms.base import Step
 def _check_column(table: pa.Table, column: str, step: Step) -> None:
     if column not in table.column_names:
         have = [c for c in table.column_names if c != LINEAGE]
-        msg = f"step {step.name!r}: no column {column!r} in the batch; columns are {have}"
-        raise ConfigurationError(msg)
+        msg = f"no column {column!r} in the batch; columns are {have}"
+        raise step.mismatch(msg)
 
 
-def flatten_table(table: pa.Table, separator: str, columns: Sequence[str] | None = None) -> pa.Table:
+def _column_or_nulls(table: pa.Table, column: str, step: Step) -> pa.ChunkedArray:
+    """``column``; when a schema-less batch lacks it (an optional field), nulls."""
+    if column not in table.column_names and not step.strict_columns:
+        return pa.chunked_array([pa.nulls(table.num_rows)])
+    _check_column(table, column, step)
+    return table[column]
+
+
+def flatten_table(
+    table: pa.Table, separator: str, columns: Sequence[str] | None = None, step: Step | None = None
+) -> pa.Table:
     """Struct columns (all, or ``columns``) replaced by one column per leaf field, recursively.
 
     A leaf of a null struct is null. Names join the path with ``separator``.
@@ -47,7 +57,7 @@ def flatten_table(table: pa.Table, separator: str, columns: Sequence[str] | None
     duplicated = sorted({n for n in out_names if out_names.count(n) > 1})
     if duplicated:
         msg = f"flattening gives the column name(s) {duplicated} twice; choose another separator"
-        raise ConfigurationError(msg)
+        raise step.mismatch(msg) if step is not None else ConfigurationError(msg)
     return pa.table(out_columns, names=out_names)
 
 
@@ -69,7 +79,7 @@ class Flatten(Step):
         self.columns = list(columns) if columns is not None else None
 
     def apply(self, table: pa.Table) -> pa.Table:
-        return flatten_table(table, self.separator, self.columns)
+        return flatten_table(table, self.separator, self.columns, self)
 
     def describe(self) -> str:
         return f"flatten with {self.separator!r}"
@@ -103,13 +113,12 @@ def _list_starts(values: pa.Array) -> pa.Array:
 
 
 def _list_column(table: pa.Table, column: str, step: Step) -> pa.Array:
-    _check_column(table, column, step)
-    values = table[column].combine_chunks()
+    values = _column_or_nulls(table, column, step).combine_chunks()
     if pa.types.is_null(values.type):  # inferred from a batch where it was always null
         return pa.nulls(len(values), pa.list_(pa.null()))
     if not (pa.types.is_list(values.type) or pa.types.is_large_list(values.type)):
-        msg = f"step {step.name!r}: column {column!r} is {values.type}, not a list"
-        raise ConfigurationError(msg)
+        msg = f"column {column!r} is {values.type}, not a list"
+        raise step.mismatch(msg)
     return values
 
 
@@ -131,7 +140,10 @@ class Explode(Step):
         values = _list_column(table, self.column, self)
         parents, flat, index = explode_indices(values, keep_empty=self.keep_empty)
         out = table.take(parents)
-        out = out.set_column(out.schema.get_field_index(self.column), self.column, flat)
+        if self.column in out.column_names:
+            out = out.set_column(out.schema.get_field_index(self.column), self.column, flat)
+        else:
+            out = out.append_column(self.column, flat)
         if self.index is not None:
             out = out.append_column(self.index, index)
         return out
@@ -159,13 +171,15 @@ class Unbox(Step):
         )
 
     def apply(self, table: pa.Table) -> pa.Table:
+        if self.column not in table.column_names and not self.strict_columns:
+            return table  # an optional field absent from this batch: nothing to parse
         _check_column(table, self.column, self)
         text = table[self.column].combine_chunks()
         if pa.types.is_null(text.type):
             text = text.cast(pa.string())
         if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
-            msg = f"step {self.name!r}: column {self.column!r} is {text.type}, not JSON text"
-            raise ConfigurationError(msg)
+            msg = f"column {self.column!r} is {text.type}, not JSON text"
+            raise self.mismatch(msg)
         parsed = self._parse(text)
         index = table.schema.get_field_index(self.column)
         return table.set_column(index, self.column, parsed)
@@ -213,9 +227,11 @@ class Relationalize(Step):
         _check_key(column, self.key)
 
     def apply(self, table: pa.Table) -> pa.Table:
-        _check_column(table, self.column, self)
         for k in self.key:
-            _check_column(table, k, self)
+            _column_or_nulls(table, k, self)
+        if self.column not in table.column_names:
+            _column_or_nulls(table, self.column, self)
+            return table
         return table.drop_columns([self.column])
 
     def describe(self) -> str:
@@ -252,14 +268,15 @@ class RelationalizeChildren(Step):
 
     def apply(self, table: pa.Table) -> pa.Table:
         values = _list_column(table, self.column, self)
-        for k in self.key:
-            _check_column(table, k, self)
+        keys = [_column_or_nulls(table, k, self) for k in self.key]
         parents, flat, index = explode_indices(values, keep_empty=False)
         names = [*self.key, self.index]
-        columns: list[pa.Array | pa.ChunkedArray] = [table[k].take(parents) for k in self.key]
+        columns: list[pa.Array | pa.ChunkedArray] = [k.take(parents) for k in keys]
         columns.append(index)
-        if pa.types.is_struct(flat.type):
-            elements = flatten_table(pa.table({"e": flat}), self.separator)
+        if pa.types.is_null(flat.type):
+            pass  # the array column is absent or null throughout the batch: no elements, no fields
+        elif pa.types.is_struct(flat.type):
+            elements = flatten_table(pa.table({"e": flat}), self.separator, step=self)
             for name, child in zip(elements.column_names, elements.columns, strict=True):
                 names.append(self.prefix + name[2:])
                 columns.append(child)
@@ -270,8 +287,8 @@ class RelationalizeChildren(Step):
         columns.append(table[LINEAGE].take(parents))
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
-            msg = f"step {self.name!r}: child column name(s) {duplicated} clash; pass prefix= to relationalize"
-            raise ConfigurationError(msg)
+            msg = f"child column name(s) {duplicated} clash; pass prefix= to relationalize"
+            raise self.mismatch(msg)
         return pa.table(columns, names=names)
 
     def describe(self) -> str:

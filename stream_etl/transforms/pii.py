@@ -41,12 +41,16 @@ class _PerColumn(Step):
             if column not in table.column_names:
                 if self.strict_columns:
                     have = [c for c in table.column_names if c != LINEAGE]
-                    msg = f"step {self.name!r}: no column {column!r} in the batch; columns are {have}"
-                    raise ConfigurationError(msg)
+                    msg = f"no column {column!r} in the batch; columns are {have}"
+                    raise self.mismatch(msg)
                 continue  # an optional field absent from this batch: nothing to protect
             text = table[column].combine_chunks()
             if not pa.types.is_string(text.type):
-                text = text.cast(pa.string())
+                try:
+                    text = text.cast(pa.string())
+                except pa.ArrowNotImplementedError as exc:
+                    msg = f"column {column!r} is {text.type}, which has no text form"
+                    raise self.mismatch(msg) from exc
             index = table.schema.get_field_index(column)
             table = table.set_column(index, column, self.transform(text))
         return table

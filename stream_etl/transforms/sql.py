@@ -133,8 +133,8 @@ class Sql(Step):
             relation = connection.sql(self.query)
             result = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
         except (duckdb.BinderException, duckdb.CatalogException, duckdb.ParserException) as exc:
-            msg = f"sql step {self.name!r}: {self.statement!r} does not fit the batch: {exc}"
-            raise ConfigurationError(msg) from exc
+            msg = f"{self.statement!r} does not fit the batch: {exc}"
+            raise self.mismatch(msg) from exc
         finally:
             connection.unregister("batch")
         if result.column_names.count(LINEAGE) != 1:

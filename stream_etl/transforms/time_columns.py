@@ -72,18 +72,21 @@ class DatePartitions(Step):
         self.column, self.parts, self.prefix = column, list(parts), prefix
 
     def apply(self, table: pa.Table) -> pa.Table:
-        if self.column not in table.column_names:
+        if self.column in table.column_names:
+            times = table[self.column]
+        elif not self.strict_columns:  # an optional field absent from this batch
+            times = pa.chunked_array([pa.nulls(table.num_rows)])
+        else:
             have = [c for c in table.column_names if c != LINEAGE]
-            msg = f"step {self.name!r}: no column {self.column!r} in the batch; columns are {have}"
-            raise ConfigurationError(msg)
-        times = table[self.column]
+            msg = f"no column {self.column!r} in the batch; columns are {have}"
+            raise self.mismatch(msg)
         if pa.types.is_string(times.type) or pa.types.is_large_string(times.type):
             times = _parse(times)
         elif pa.types.is_null(times.type):
             times = times.cast(pa.timestamp("us"))
         elif not (pa.types.is_timestamp(times.type) or pa.types.is_date(times.type)):
-            msg = f"step {self.name!r}: column {self.column!r} is {times.type}, not a timestamp or ISO-8601 text"
-            raise ConfigurationError(msg)
+            msg = f"column {self.column!r} is {times.type}, not a timestamp or ISO-8601 text"
+            raise self.mismatch(msg)
         for part in self.parts:
             values = _PARTS[part](times).cast(pa.int32())
             name = self.prefix + part

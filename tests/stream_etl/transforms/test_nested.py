@@ -220,3 +220,26 @@ def test_relationalize_refuses_a_missing_key_or_clashing_names() -> None:
     clash = table({"sku": ["k"], "items": pa.array([[{"sku": "a", "qty": 1}]], pa.list_(ITEM))})
     with pytest.raises(ConfigurationError, match="prefix"):
         run(RelationalizeChildren("items", ["sku"]), clash)
+
+
+def test_without_a_schema_a_batch_of_the_wrong_type_is_dead_lettered_not_fatal() -> None:
+    data = table({"payload": [1, 2]})
+    strict = Unbox("payload")
+    with pytest.raises(ConfigurationError, match="not JSON text"):
+        run(strict, data)
+
+    lenient = Unbox("payload")
+    lenient.strict_columns = False
+    out, failures = run(lenient, data, "unbox")
+
+    assert out is None
+    assert [(f.row, f.error_class) for f in failures] == [(0, "RowsRejected"), (1, "RowsRejected")]
+    assert "'payload' is int64, not JSON text" in failures[0].message
+
+
+def test_without_a_schema_an_absent_list_column_explodes_to_nothing() -> None:
+    step = Explode("tags", keep_empty=True)
+    step.strict_columns = False
+    out, _ = run(step, table({"id": [1]}))
+    assert out is not None
+    assert out.to_pylist() == [{"id": 1, LINEAGE: 0, "tags": None}]

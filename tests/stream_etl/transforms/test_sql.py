@@ -62,7 +62,7 @@ def test_an_aggregate_must_name_the_record_it_belongs_to() -> None:
     with pytest.raises(ConfigurationError, match="min\\(__stream_etl_row\\)"):
         Sql("SELECT user, count(*) AS n FROM batch GROUP BY user")
 
-    step = SqlAggregate(f"SELECT count(*) AS n, min({LINEAGE}) AS {LINEAGE} FROM batch")
+    step = SqlAggregate(f"SELECT count(*) AS n, min({LINEAGE}) AS {LINEAGE} FROM batch")  # noqa: S608
     out, _ = run(step, ORDERS)
 
     assert step.combines_rows and not step.row_local

@@ -31,7 +31,7 @@ def test_ingestion_time_of_an_empty_batch_and_a_naive_clock() -> None:
 
 
 def test_date_partitions_from_a_timestamp_column_with_nulls() -> None:
-    ts = pa.array([datetime(2026, 1, 2, 3, 4), None, datetime(1999, 12, 31, 23, 59)], pa.timestamp("ms"))
+    ts = pa.array([datetime(2026, 1, 2, 3, 4), None, datetime(1999, 12, 31, 23, 59)], pa.timestamp("ms"))  # noqa: DTZ001 - a naive timestamp column
 
     out, _ = run(DatePartitions("ts", parts=["year", "month", "day", "hour"]), table({"ts": ts}))
 
