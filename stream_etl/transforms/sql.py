@@ -1,12 +1,13 @@
 """A SQL statement over the batch, run by DuckDB reading the Arrow table without copying.
 
 The batch is the table ``batch``. Lineage is carried automatically when the statement
-is a plain ``SELECT ... FROM batch`` (no GROUP BY, aggregate, DISTINCT, UNION or
-window): the lineage column is added to the select list, so each output row keeps the
-record it comes from and ``SELECT *`` already has it. A statement that combines rows
-must say which record each output row belongs to, by selecting
-``__stream_etl_row`` itself (``min(__stream_etl_row) AS __stream_etl_row``); such a
-statement is not row-local: a batch it fails on fails the job instead of being bisected.
+makes at most one row per record (no GROUP BY, aggregate or DISTINCT): the lineage
+column is added to the select list, so each output row keeps the record it comes from;
+``SELECT *`` already has it. A statement that merges rows must say which record each
+output row belongs to, by selecting ``__stream_etl_row`` itself
+(``min(__stream_etl_row) AS __stream_etl_row``). A statement whose rows depend on other
+rows (merging, window functions, LIMIT) is not row-local: a batch it fails on fails
+the job instead of being bisected.
 
 A row-local statement that fails on a batch (a CAST of a bad value) is retried on
 halves of it; the failing rows are dead-lettered with the step's name. An unknown
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -52,16 +54,27 @@ def _deserialize(tree: dict[str, Any]) -> str:
     return str(raw[0])
 
 
-def _has_aggregate(node: Any) -> bool:
+def _contains(node: Any, found: Callable[[dict[str, Any]], bool]) -> bool:
+    """Whether any expression in the tree matches ``found`` (window expressions are not descended)."""
     if isinstance(node, dict):
-        if node.get("class") in ("AGGREGATE", "WINDOW") or node.get("type") == "WINDOW_AGGREGATE":
+        if found(node):
             return True
-        if node.get("class") == "FUNCTION" and node.get("function_name", "").lower() in _AGGREGATES:
-            return True
-        return any(_has_aggregate(v) for v in node.values())
+        if node.get("class") == "WINDOW":
+            return False
+        return any(_contains(v, found) for v in node.values())
     if isinstance(node, list):
-        return any(_has_aggregate(v) for v in node)
+        return any(_contains(v, found) for v in node)
     return False
+
+
+def _is_aggregate(node: dict[str, Any]) -> bool:
+    return node.get("class") == "AGGREGATE" or (
+        node.get("class") == "FUNCTION" and str(node.get("function_name", "")).lower() in _AGGREGATES
+    )
+
+
+def _is_window(node: dict[str, Any]) -> bool:
+    return node.get("class") == "WINDOW"
 
 
 #: Functions that combine rows (DuckDB's parser does not tell aggregates from scalars).
@@ -90,14 +103,23 @@ def _plan(sql: str) -> tuple[str, bool]:
     if node.get("type") != "SELECT_NODE":
         msg = f"the sql step takes a plain SELECT over `batch` (no UNION, VALUES or other statements): {sql!r}"
         raise ConfigurationError(msg)
+    modifiers = {m.get("type") for m in node.get("modifiers", [])}
+    # Rows merged into groups: which record an output row belongs to must be said.
     combines = (
         bool(node.get("group_expressions"))
         or node.get("having") is not None
-        or any(m.get("type") == "DISTINCT_MODIFIER" for m in node.get("modifiers", []))
-        or _has_aggregate(node["select_list"])
+        or "DISTINCT_MODIFIER" in modifiers
+        or _contains(node["select_list"], _is_aggregate)
+    )
+    # One output row per record, but each depends on other rows: halves give other results.
+    looks_around = (
+        "LIMIT_MODIFIER" in modifiers
+        or "LIMIT_PERCENT_MODIFIER" in modifiers
+        or _contains(node["select_list"], _is_window)
+        or node.get("qualify") is not None
     )
     if _selects_lineage(node["select_list"]):
-        return sql, not combines
+        return sql, not (combines or looks_around)
     if combines:
         msg = (
             f"sql {sql!r} combines rows, so it must say which record each output row belongs to: "
@@ -105,7 +127,7 @@ def _plan(sql: str) -> tuple[str, bool]:
         )
         raise ConfigurationError(msg)
     node["select_list"].append({"class": "COLUMN_REF", "type": "COLUMN_REF", "alias": "", "column_names": [LINEAGE]})
-    return _deserialize(tree), True
+    return _deserialize(tree), not looks_around
 
 
 class Sql(Step):
@@ -121,6 +143,8 @@ class Sql(Step):
         self.statement = statement
         self.query, local = _plan(statement)
         self._local = threading.local()
+        #: False for a statement whose output rows depend on other rows of the batch
+        #: (GROUP BY, aggregates, DISTINCT, windows, LIMIT): it cannot be bisected.
         self.combines_rows = not local
 
     def apply(self, table: pa.Table) -> pa.Table:

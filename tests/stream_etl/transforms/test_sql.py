@@ -88,3 +88,31 @@ def test_bad_statements_fail_fast(statement: str) -> None:
 def test_an_unknown_column_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="does not fit the batch"):
         run(Sql("SELECT nope FROM batch"), ORDERS)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["SELECT id, row_number() OVER (ORDER BY id DESC) AS r FROM batch", "SELECT id FROM batch LIMIT 2"],
+    ids=["window", "limit"],
+)
+def test_statements_that_look_at_other_rows_get_lineage_but_are_not_bisected(statement: str) -> None:
+    step = Sql(statement)
+    assert step.combines_rows
+
+    out, _ = run(SqlAggregate(statement), ORDERS)
+
+    assert out is not None and out.num_rows >= 2
+    assert out[LINEAGE].to_pylist() == [v - 1 for v in out["id"].to_pylist()]
+
+
+def test_the_stream_method_picks_the_non_bisecting_step_for_such_statements() -> None:
+    from stream_etl import Topology
+    from stream_etl.testing import ListSource
+
+    stream = Topology("t").source(ListSource([]))
+    plain = stream.sql("SELECT * FROM batch", name="plain")
+    windowed = stream.sql("SELECT id, rank() OVER (ORDER BY id) AS r FROM batch", name="windowed")
+    nodes = {n.name: n.step for n in stream.topology.nodes if n.step is not None}
+
+    assert nodes["plain"].row_local and not nodes["windowed"].row_local
+    assert plain is not windowed
