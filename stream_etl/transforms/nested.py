@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -192,7 +191,7 @@ class Unbox(Step):
             fields = list(self.schema) if self.schema is not None else []
             return pa.array([], pa.struct(fields))
         buffer = _join_lines(one_line)
-        parsed = pa_json.read_json(io.BytesIO(buffer), parse_options=self._options)
+        parsed = pa_json.read_json(pa.BufferReader(buffer), parse_options=self._options)
         if parsed.num_rows != len(text):
             msg = f"column {self.column!r}: {len(text)} values gave {parsed.num_rows} JSON objects"
             raise ValueError(msg)
@@ -205,11 +204,12 @@ class Unbox(Step):
         return f"unbox {self.column}"
 
 
-def _join_lines(text: pa.Array) -> bytes:
-    """Values joined with newlines, without a Python loop per value."""
+def _join_lines(text: pa.Array) -> pa.Buffer:
+    """Values joined with newlines into one buffer, without a Python loop per value."""
     lists = pa.ListArray.from_arrays(pa.array([0, len(text)], pa.int32()), text.cast(pa.string()))
-    joined = pc.binary_join(lists, "\n")
-    return str(joined[0].as_py()).encode()
+    joined = pc.binary_join(lists, "\n").cast(pa.binary())
+    buffer: pa.Buffer = joined[0].as_buffer()
+    return buffer
 
 
 class Relationalize(Step):
