@@ -8,7 +8,9 @@ import pyarrow as pa
 import pytest
 
 from stream_etl import JsonFormat, Topology
+from stream_etl.context import RunContext
 from stream_etl.errors import ConfigurationError
+from stream_etl.runloop import RunLoop
 from stream_etl.testing import ListSource, MemorySink, run_topology
 
 ORDERS = [
@@ -123,3 +125,22 @@ def test_relationalize_needs_a_key() -> None:
     stream = Topology("t").source(ListSource([]))
     with pytest.raises(ConfigurationError, match="needs key"):
         stream.relationalize("items", key=[])
+
+
+def test_relationalize_keyed_by_the_source_position_when_records_have_no_id() -> None:
+    records = [{"items": [{"sku": "a"}, {"sku": "b"}]}, {"items": [{"sku": "c"}]}, {"items": None}]
+    topology = Topology("positions")
+    stream = topology.source(ListSource(records, partitions=2, metadata=("partition", "offset")))
+    parent, items = stream.relationalize("items", key=["_partition", "_offset"])
+    parent.sink(MemorySink("parents"))
+    child_sink = MemorySink("items")
+    items.sink(child_sink)
+
+    RunLoop(topology, RunContext(app_id="positions", mode="until_caught_up")).run()
+
+    rows = sorted(child_sink.table().to_pylist(), key=lambda r: (r["_partition"], r["_offset"], r["index"]))
+    assert rows == [
+        {"_partition": 0, "_offset": 0, "index": 0, "sku": "a"},
+        {"_partition": 0, "_offset": 0, "index": 1, "sku": "b"},
+        {"_partition": 1, "_offset": 0, "index": 0, "sku": "c"},
+    ]
