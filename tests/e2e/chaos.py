@@ -182,4 +182,3 @@ class Chaos:
         report.duplicates += sum(n - 1 for n in counts.values() if n > 1)
         report.missing += len(expected - counts.keys())
         report.unexpected += len(counts.keys() - expected)
-

@@ -13,7 +13,7 @@ from connectors.delta import txn_app_id
 from connectors.kafka.admin import produce
 from stream_etl.records import SourcePartition
 from stream_etl.samples import orders
-from tests.e2e.workers import assert_same_orders, read_table, start_worker
+from tests.e2e.workers import assert_positions_only_advance, assert_same_orders, read_table, start_worker
 from tests.services import Services
 
 
@@ -62,6 +62,7 @@ def test_two_jobs_writing_one_table_both_land_exactly_once(
     for job, (name, _) in jobs.items():
         stored = [delta.transaction_version(txn_app_id(f"{unique}-{job}", SourcePartition(name, p))) for p in range(2)]
         assert sum(v + 1 for v in stored if v is not None) == per_job, job
+        assert assert_positions_only_advance(table_uri, services, f"{unique}-{job}") >= 2
     writers = [h.get("stream_etl.app_id") for h in reversed(delta.history())]
     assert {f"{unique}-a", f"{unique}-b"} <= set(writers)
     retries = {job: s["stats"]["retries"] for job, s in summaries.items()}

@@ -19,7 +19,14 @@ from connectors.kafka.admin import ensure_topic, produce
 from stream_etl.devstack import free_port
 from stream_etl.samples import order, orders
 from tests.e2e.proxy import TcpProxy
-from tests.e2e.workers import assert_same_orders, read_table, run_worker, start_worker, table_version
+from tests.e2e.workers import (
+    assert_positions_only_advance,
+    assert_same_orders,
+    read_table,
+    run_worker,
+    start_worker,
+    table_version,
+)
 from tests.services import Services, own_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -72,6 +79,7 @@ def test_s3_down_for_30_s_mid_stream_the_worker_waits_and_lands_everything_once(
         text = log.read_text()
         assert "retrying in" in text, "the outage was never noticed: it did not hit the stream"
         assert_same_orders(read_table(table, services), range(60_000))
+        assert assert_positions_only_advance(table, services, "outage") >= 2
 
 
 def test_s3_down_past_the_retry_budget_stops_with_a_clear_message_and_a_restart_finishes(tmp_path: Path) -> None:
@@ -104,6 +112,7 @@ def test_s3_down_past_the_retry_budget_stops_with_a_clear_message_and_a_restart_
         stack.start_service("s3")
         run_worker(services, app_id="budget", args=args, log=tmp_path / "final.log")
         assert_same_orders(read_table(table, services), range(40_000))
+        assert assert_positions_only_advance(table, services, "budget") >= 2
 
 
 def test_broker_connections_dropped_and_stalled_the_worker_reconnects_exactly_once(
@@ -138,3 +147,4 @@ def test_broker_connections_dropped_and_stalled_the_worker_reconnects_exactly_on
                 _stop(worker, log)
             assert proxy.drops == 4 and proxy.connections > 4
         assert_same_orders(read_table(table, services), range(90_000))
+        assert assert_positions_only_advance(table, services, "net") >= 2

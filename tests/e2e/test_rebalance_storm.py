@@ -22,7 +22,7 @@ import pytest
 
 from connectors.kafka.admin import produce
 from stream_etl.samples import orders
-from tests.e2e.workers import assert_same_orders, read_table, run_worker, start_worker
+from tests.e2e.workers import assert_positions_only_advance, assert_same_orders, read_table, run_worker, start_worker
 from tests.services import Services
 
 _EVENT = re.compile(r"stream_etl\.fetcher: (assigned|revoked) ")
@@ -121,3 +121,4 @@ def test_workers_joining_and_leaving_every_few_seconds_write_every_record_once(
 
     print(f"storm actions: {actions}; {started} workers")
     assert_same_orders(read_table(table_uri, services), range(produced))
+    assert assert_positions_only_advance(table_uri, services, unique) >= 2

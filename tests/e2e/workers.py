@@ -120,3 +120,24 @@ def assert_same_orders(actual: pa.Table | None, ids: Iterable[int]) -> None:
     assert got.num_rows == expected.num_rows
     for column in expected.column_names:
         assert got[column].to_pylist() == expected[column].to_pylist(), f"column {column} differs"
+
+
+def assert_positions_only_advance(uri: str, services: Services, app_id: str) -> int:
+    """Every commit of ``app_id`` stored positions, and each partition's position only ever
+    grew from one commit to the next: no commit repeated or undid another. Returns the
+    number of commits checked."""
+    history = DeltaTable(uri, storage_options=services.storage_options()).history()
+    last: dict[str, int] = {}
+    commits = 0
+    for entry in sorted(history, key=lambda h: int(h["version"])):
+        if entry.get("stream_etl.app_id") != app_id:
+            continue
+        positions = json.loads(str(entry["stream_etl.positions"]))
+        assert positions, f"version {entry['version']} stored no position"
+        for partition, position in positions.items():
+            assert position > last.get(partition, -1), (
+                f"version {entry['version']} stored {partition} at {position}, after {last.get(partition)}"
+            )
+            last[partition] = position
+        commits += 1
+    return commits
