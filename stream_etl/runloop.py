@@ -12,7 +12,8 @@
         commit dead letters, then secondary sinks, then the primary sink,
             each one atomic commit of rows + positions (see checkpoint.py)
         on PositionConflict: drop the batch, re-read positions, re-seek
-        on a transient sink error: retry that commit with backoff
+        on a transient sink error: retry that commit with backoff, on a fresh
+            snapshot, within the retry budget (stream_etl/retry.py)
         tell the source (Kafka group offsets, for lag tooling only)
         in until-caught-up mode: stop once every partition reached its end
 

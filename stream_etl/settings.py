@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from stream_etl.errors import ConfigurationError
 
@@ -63,7 +63,13 @@ class Settings(BaseModel):
         environ = os.environ if environ is None else environ
         names = set(cls.model_fields)
         values = {key[len(PREFIX) :].lower(): value for key, value in environ.items() if key.startswith(PREFIX)}
-        return cls.model_validate({name: value for name, value in values.items() if name in names})
+        try:
+            return cls.model_validate({name: value for name, value in values.items() if name in names})
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            variable = PREFIX + str(problem["loc"][0]).upper() if problem["loc"] else "a STREAM_ETL_ variable"
+            msg = f"{variable}: {problem['msg']}"
+            raise ConfigurationError(msg) from None
 
     def kafka_config(self) -> dict[str, str]:
         """Options for every Kafka client (security, timeouts)."""

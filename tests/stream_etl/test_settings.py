@@ -100,3 +100,14 @@ def test_a_bad_option_list_fails_when_used() -> None:
 
     with pytest.raises(ConfigurationError, match="'oops' is not key=value"):
         settings.kafka_config()
+
+
+def test_the_sink_retry_budget_comes_from_the_environment() -> None:
+    assert Settings().sink_retry_timeout_s == 600
+    assert Settings.from_environment({"STREAM_ETL_SINK_RETRY_TIMEOUT_S": "45"}).sink_retry_timeout_s == 45
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon"])
+def test_a_bad_retry_budget_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="STREAM_ETL_SINK_RETRY_TIMEOUT_S"):
+        Settings.from_environment({"STREAM_ETL_SINK_RETRY_TIMEOUT_S": value})
