@@ -105,7 +105,9 @@ class RunLoop:
         self.stop_event = stop or threading.Event()
         self.on_batch = on_batch
         #: How long a sink may keep failing transiently (see stream_etl.retry).
-        self.sink_retry_timeout_s = sink_retry_timeout_s or ctx.settings.sink_retry_timeout_s
+        self.sink_retry_timeout_s = (
+            ctx.settings.sink_retry_timeout_s if sink_retry_timeout_s is None else sink_retry_timeout_s
+        )
         self.stats = RunStats()
         self.thresholds = ErrorThresholds(topology.max_errors, topology.step_max_errors)
         self._targets: dict[SourcePartition, int] = {}
