@@ -1,0 +1,221 @@
+"""The Kinesis source against real kinesalite, with in-memory sinks to observe it."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from aws_kinesis_agg.aggregator import RecordAggregator
+
+from connectors.kinesis import KinesisSource
+from connectors.kinesis.admin import create_stream, kinesis_client, put_records
+from connectors.kinesis.source import parse_cursor
+from stream_etl import RunContext, Topology
+from stream_etl.errors import ConfigurationError, SourceMissing
+from stream_etl.records import SourcePartition
+from stream_etl.runloop import RunLoop, RunSummary
+from stream_etl.samples import malformed, order, orders
+from stream_etl.settings import Settings
+from tests.services import KinesisService
+
+from stream_etl.testing import MemorySink  # isort: skip
+
+
+@pytest.fixture
+def client(kinesis: KinesisService) -> Any:
+    made = kinesis_client(kinesis.endpoint)
+    yield made
+    made.close()
+
+
+def _settings(kinesis: KinesisService) -> Settings:
+    return Settings.from_environment(kinesis.environment())
+
+
+def _run(
+    kinesis: KinesisService,
+    source: KinesisSource,
+    app_id: str,
+    sink: MemorySink | None = None,
+    dead: MemorySink | None = None,
+) -> tuple[RunSummary, MemorySink]:
+    sink = sink or MemorySink("out")
+    topology = Topology("kinesis-test", dead_letters=dead or MemorySink("dead"), max_batch_records=700)
+    topology.source(source).sink(sink)
+    ctx = RunContext(app_id=app_id, settings=_settings(kinesis), mode="until_caught_up")
+    return RunLoop(topology, ctx).run(), sink
+
+
+def _source(stream: str, tmp_path: Path, **options: Any) -> KinesisSource:
+    return KinesisSource(stream, lease_uri=str(tmp_path / "leases"), idle_poll=timedelta(milliseconds=50), **options)
+
+
+def _ids(sink: MemorySink) -> list[int]:
+    return sorted(sink.table()["id"].to_pylist())
+
+
+def test_reads_every_shard_then_resumes_after_the_stored_cursor(
+    kinesis: KinesisService, client: Any, unique: str, tmp_path: Path
+) -> None:
+    create_stream(client, unique, 4)
+    values = list(orders(2000, bad_every=500))
+    put_records(client, unique, values)
+    sink, dead = MemorySink("out"), MemorySink("dead")
+    metadata = ["stream", "shard", "sequence_number", "partition_key", "arrival_time"]
+
+    summary, _ = _run(kinesis, _source(unique, tmp_path, metadata=metadata), unique, sink, dead)
+
+    table = sink.table()
+    good = [i for i in range(2000) if i % 500 != 499]
+    assert summary.caught_up and _ids(sink) == good
+    assert set(table["_stream"].to_pylist()) == {unique}
+    assert len(set(table["_shard"].to_pylist())) == 4
+    assert table["_partition_key"].to_pylist() == [str(i) for i in table["id"].to_pylist()]
+    assert table.schema.field("_arrival_time").type == pa.timestamp("ms", tz="UTC")
+    assert len(set(table["_sequence_number"].to_pylist())) == len(good)
+    # Dead letters name the shard and the record's position in it.
+    letters = dead.table()
+    assert sorted(letters["raw"].to_pylist()) == sorted(malformed(i) for i in range(2000) if i % 500 == 499)
+    assert set(letters["partition"].to_pylist()) <= set(table["_shard"].to_pylist())
+    # Positions are per-shard counters; each has a cursor "<position>:<sequence number>".
+    assert sum(p + 1 for p in sink.positions.values()) == 2000
+    for sp, position in sink.positions.items():
+        assert parse_cursor(sink.cursors[sp])[0] == position
+
+    put_records(client, unique, orders(300, start=2000), start=2000)
+    summary, _ = _run(kinesis, _source(unique, tmp_path), unique, sink, dead)
+
+    assert summary.stats["records_in"] == 300
+    assert _ids(sink) == [*good, *range(2000, 2300)]
+
+
+def test_closed_shards_are_read_to_their_end_before_their_children(
+    kinesis: KinesisService, client: Any, unique: str, tmp_path: Path
+) -> None:
+    create_stream(client, unique, 2)
+    put_records(client, unique, orders(600))
+    shards = client.list_shards(StreamName=unique)["Shards"]
+    low, high = int(shards[0]["HashKeyRange"]["StartingHashKey"]), int(shards[0]["HashKeyRange"]["EndingHashKey"])
+    client.split_shard(StreamName=unique, ShardToSplit=shards[0]["ShardId"], NewStartingHashKey=str((low + high) // 2))
+    _wait_active(client, unique)
+    put_records(client, unique, orders(600, start=600), start=600)
+    children = [s["ShardId"] for s in client.list_shards(StreamName=unique)["Shards"] if s.get("ParentShardId")]
+    client.merge_shards(StreamName=unique, ShardToMerge=children[0], AdjacentShardToMerge=children[1])
+    _wait_active(client, unique)
+    put_records(client, unique, orders(600, start=1200), start=1200)
+    lineage = {
+        s["ShardId"]: {p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p}
+        for s in client.list_shards(StreamName=unique)["Shards"]
+    }
+    assert len(lineage) == 5
+
+    summary, sink = _run(kinesis, _source(unique, tmp_path, metadata=["shard"]), unique)
+
+    assert summary.caught_up and _ids(sink) == list(range(1800))
+    # Commits are in order: a shard's first commit comes after its parents' last ones.
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for index, table in enumerate(sink.tables):
+        for shard in set(table["_shard"].to_pylist()) if table.num_rows else ():
+            first.setdefault(shard, index)
+            last[shard] = index
+    for shard, parents in lineage.items():
+        for parent in parents:
+            if shard in first and parent in last:
+                assert first[shard] > last[parent], f"{shard} was committed before its parent {parent} ended"
+    assert len(first) == 5  # every shard got records
+
+
+def test_start_from_latest_a_timestamp_or_a_sequence_number(
+    kinesis: KinesisService, client: Any, unique: str, tmp_path: Path
+) -> None:
+    create_stream(client, unique, 1)
+    put_records(client, unique, orders(100))
+    time.sleep(1.2)
+    middle = datetime.now(UTC)
+    time.sleep(1.2)
+    put_records(client, unique, orders(100, start=100), start=100)
+    shard = client.list_shards(StreamName=unique)["Shards"][0]["ShardId"]
+    iterator = client.get_shard_iterator(StreamName=unique, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = client.get_records(ShardIterator=iterator["ShardIterator"], Limit=200)["Records"]
+    at_150 = next(r["SequenceNumber"] for r in records if r["PartitionKey"] == "150")
+
+    latest, sink = _run(kinesis, _source(unique, tmp_path, start_from="latest"), f"{unique}-l")
+    assert latest.caught_up and sink.table().num_rows == 0
+    _, sink = _run(kinesis, _source(unique, tmp_path, start_from=middle), f"{unique}-t")
+    assert _ids(sink) == list(range(100, 200))
+    _, sink = _run(kinesis, _source(unique, tmp_path, start_from={shard: at_150}), f"{unique}-s")
+    assert _ids(sink) == list(range(150, 200))
+
+
+def test_kpl_aggregated_records_are_split_into_their_user_records(
+    kinesis: KinesisService, client: Any, unique: str, tmp_path: Path
+) -> None:
+    create_stream(client, unique, 2)
+    entries = []
+    for chunk in range(10):  # 10 aggregated records of 50 user records, between plain ones
+        aggregator = RecordAggregator()
+        for i in range(chunk * 50, chunk * 50 + 50):
+            aggregator.add_user_record(str(i), orjson_order(i))
+        key, _, data = aggregator.clear_and_get().get_contents()
+        entries.append({"Data": data, "PartitionKey": key})
+        entries.append({"Data": orjson_order(1000 + chunk), "PartitionKey": str(1000 + chunk)})
+    client.put_records(StreamName=unique, Records=entries)
+    sink = MemorySink("out")
+
+    summary, _ = _run(kinesis, _source(unique, tmp_path, metadata=["partition_key"]), unique, sink)
+
+    expected = [*range(500), *range(1000, 1010)]
+    assert summary.stats["records_in"] == 510 and _ids(sink) == expected
+    table = sink.table()
+    assert table["_partition_key"].to_pylist() == [str(i) for i in table["id"].to_pylist()]
+    assert sum(p + 1 for p in sink.positions.values()) == 510  # one position per user record
+
+    client.put_records(StreamName=unique, Records=[{"Data": orjson_order(2000), "PartitionKey": "x"}])
+    summary, _ = _run(kinesis, _source(unique, tmp_path), unique, sink)
+    assert summary.stats["records_in"] == 1  # resumed after the last aggregated record
+
+
+def test_a_missing_stream_names_the_streams_that_exist(
+    kinesis: KinesisService, client: Any, unique: str, tmp_path: Path
+) -> None:
+    create_stream(client, unique, 1)
+    with pytest.raises(SourceMissing, match=f"does not exist.*{unique}"):
+        _run(kinesis, _source(f"{unique}-nope", tmp_path), unique)
+
+
+def test_bad_settings_fail_fast() -> None:
+    with pytest.raises(ConfigurationError, match="stream"):
+        KinesisSource("bad name!")
+    with pytest.raises(ConfigurationError, match="lease_duration"):
+        KinesisSource("ok", lease_duration=timedelta(milliseconds=10))
+
+
+def test_a_sink_that_cannot_store_cursors_is_refused(
+    kinesis: KinesisService, client: Any, unique: str, tmp_path: Path
+) -> None:
+    create_stream(client, unique, 1)
+    put_records(client, unique, orders(10))
+    sink = MemorySink("out")
+    _run(kinesis, _source(unique, tmp_path), unique, sink)
+    sink.cursors.clear()  # a position without its cursor cannot be resumed
+
+    with pytest.raises(Exception, match="no stored Kinesis cursor"):
+        _run(kinesis, _source(unique, tmp_path), unique, sink)
+    assert SourcePartition(unique, "shardId-000000000000") in sink.positions
+
+
+def orjson_order(i: int) -> bytes:
+    import orjson
+
+    return orjson.dumps(order(i))
+
+
+def _wait_active(client: Any, stream: str) -> None:
+    from connectors.kinesis.admin import wait_active
+
+    wait_active(client, stream)
