@@ -7,7 +7,8 @@ stream, changed only by compare-and-swap of the whole document::
      "workers": {"<worker id>": <heartbeat counter>, ...},
      "leases": {"shardId-000000000001": {"owner": "<worker id>" | null,
                                          "finished": false,
-                                         "wanted_by": "<worker id>" | null}, ...}}
+                                         "wanted_by": "<worker id>" | null,
+                                         "tip": <position> | null}, ...}}
 
 - **Heartbeats.** Every worker bumps its counter every ``lease_duration / 3`` from a
   thread of its own. A worker is dead once its counter has not moved for
@@ -21,6 +22,10 @@ stream, changed only by compare-and-swap of the whole document::
   (or gone from the stream). The owner of a closed shard marks it finished once the
   position of its last record is committed in the sink, so children start after their
   parents, on whichever worker.
+- **Tips.** Each round an owner publishes the position just past the last record of each
+  of its shards that it saw at the tip (a read came back empty, nothing behind). An
+  until-caught-up worker stops once every unfinished shard's tip, its own or published,
+  is committed in the sink, whoever committed it.
 
 Leases only divide the work: exactly-once never depends on them. Two workers reading one
 shard at once (a stalled worker whose lease was taken) is fenced by the sink's commit
@@ -270,7 +275,7 @@ def plan(
 
     eligible = [s for s in sorted(shards) if not done(s) and all(done(p) for p in shards[s])]
     if not eligible:
-        return new
+        return _reset_tips(doc, new)
     target = math.ceil(len(eligible) / len(live))
     mine = [s for s in eligible if new.leases[s]["owner"] == me]
     released = set(release)
@@ -295,4 +300,12 @@ def plan(
             candidates = [s for s in victims[0][1] if new.leases[s].get("wanted_by") is None]
             if candidates:
                 new.leases[candidates[-1]]["wanted_by"] = me
-    return new
+    return _reset_tips(doc, new)
+
+
+def _reset_tips(before: LeaseDoc, after: LeaseDoc) -> LeaseDoc:
+    """A tip published by a shard's owner means nothing once the shard changes hands."""
+    for shard, lease in after.leases.items():
+        if before.leases.get(shard, {}).get("owner") != lease.get("owner"):
+            lease["tip"] = None
+    return after

@@ -201,7 +201,9 @@ class KinesisReader(SourceReader):
         self._turn = 0
         self._finishing: set[str] = set()
         self._next_round = 0.0
-        self._all_mine = False
+        #: Ends other live workers published for the unfinished shards they own (None: some
+        #: unfinished shard has no live owner that saw its tip yet).
+        self._others: dict[SourcePartition, int] | None = None
         self._found: dict[SourcePartition, int] | None = None
         self._stop = threading.Event()
         self._heart: threading.Thread | None = None
@@ -291,22 +293,37 @@ class KinesisReader(SourceReader):
             self._revoke_all()  # before the table frees them: the batch in hand commits first
         finishing = set(self._finishing)
         new = plan(doc, self._lineage, me=self.me, live=live, finished=finishing, release=handoff)
+        for shard_id in new.owned_by(self.me) & set(self._owned):  # publish our tips (until-caught-up)
+            shard = self._owned[shard_id]
+            new.leases[shard_id]["tip"] = shard.counter if shard.tip and not shard.ended else None
         if not self.store.write(new):
             return False
         if handoff:
             log.info(
                 "handed Kinesis shards %s over to %s", sorted(handoff), {doc.leases[s]["wanted_by"] for s in handoff}
             )
-        for shard in finishing:
-            self._finishing.discard(shard)
-            self._drop(shard)
-            log.info("Kinesis shard %s finished: read to its end and committed", shard)
+        for done in finishing:
+            self._finishing.discard(done)
+            self._drop(done)
+            log.info("Kinesis shard %s finished: read to its end and committed", done)
         owned = new.owned_by(self.me)
         gained = sorted(owned - set(self._owned))
         if gained:
             self._assign(gained)
-        self._all_mine = all(lease.get("finished") or lease.get("owner") == self.me for lease in new.leases.values())
+        self._others = self._published_tips(new, live)
         return True
+
+    def _published_tips(self, doc: LeaseDoc, live: set[str]) -> dict[SourcePartition, int] | None:
+        tips: dict[SourcePartition, int] = {}
+        for shard_id, lease in doc.leases.items():
+            owner, tip = lease.get("owner"), lease.get("tip")
+            if lease.get("finished") or owner == self.me:
+                continue
+            if owner is None or owner not in live or tip is None:
+                return None
+            if tip > 0:  # an empty shard has nothing to wait for
+                tips[SourcePartition(self.stream, shard_id)] = int(tip)
+        return tips
 
     def _drop(self, shard: str) -> None:
         self._owned.pop(shard, None)
@@ -404,15 +421,14 @@ class KinesisReader(SourceReader):
 
     def _read(self, shard: _Shard, max_records: int) -> Chunk | None:
         shard_id = str(shard.sp.partition)
+        limit = min(max_records, self.config.max_records_per_call)
         try:
             if shard.iterator is None:
                 args = self._start_args(shard)
                 shard.iterator = self.client.get_shard_iterator(StreamName=self.stream, ShardId=shard_id, **args)[
                     "ShardIterator"
                 ]
-            response = self.client.get_records(
-                ShardIterator=shard.iterator, Limit=min(max_records, self.config.max_records_per_call)
-            )
+            response = self.client.get_records(ShardIterator=shard.iterator, Limit=limit)
         except ClientError as exc:
             code = _code(exc)
             if code in THROTTLED:
@@ -434,14 +450,17 @@ class KinesisReader(SourceReader):
         records: list[dict[str, Any]] = response.get("Records", [])
         shard.iterator = response.get("NextShardIterator")
         shard.ended = shard.iterator is None
+        behind = response.get("MillisBehindLatest")
         if records:
             shard.tip = False
+            if behind == 0 and len(records) < limit:  # at the tip: no hurry (5 reads/s per shard)
+                shard.ready_at = time.monotonic() + self.config.idle_poll.total_seconds()
             chunk = self._chunk(shard, records)
             self._maybe_finish(shard)
             return chunk
         self._maybe_finish(shard)
         shard.ready_at = time.monotonic() + self.config.idle_poll.total_seconds()
-        if (shard.ended or response.get("MillisBehindLatest") == 0) and not shard.tip:
+        if (shard.ended or behind == 0) and not shard.tip:
             shard.tip = True
             if self.until_caught_up:  # the fetcher closes the batch once every shard is at its end
                 return Chunk(values=[], pids=[], positions=[], nbytes=0, ends={shard.pid: shard.counter})
@@ -492,13 +511,16 @@ class KinesisReader(SourceReader):
                 self._next_round = 0.0  # tell the lease table now: the children wait for it
 
     def _compute_found(self) -> dict[SourcePartition, int] | None:
-        """Every unfinished shard is ours and was seen at its tip: their ends. A closed shard
-        read to its end does not count until it is finished (its children come next)."""
-        if not self._all_mine or self._finishing:
+        """Once every unfinished shard of the stream was seen at its tip, by us or by its live
+        owner (who publishes it in the lease table): those ends. A closed shard read to its end
+        does not count until it is finished (its children come next). The run loop then waits
+        until the sink's stored positions reach them, whoever commits."""
+        others = self._others
+        if others is None or self._finishing:
             return None
         if any(s.ended or not s.tip for s in self._owned.values()):
             return None
-        return {s.sp: s.counter for s in self._owned.values()}
+        return {**others, **{s.sp: s.counter for s in self._owned.values()}}
 
     def found_ends(self) -> dict[SourcePartition, int] | None:
         return self._found

@@ -219,3 +219,35 @@ def _wait_active(client: Any, stream: str) -> None:
     from connectors.kinesis.admin import wait_active
 
     wait_active(client, stream)
+
+
+def test_two_until_caught_up_workers_share_the_shards_and_both_finish(
+    kinesis: KinesisService, client: Any, unique: str, tmp_path: Path
+) -> None:
+    import threading
+
+    create_stream(client, unique, 4)
+    put_records(client, unique, orders(4000))
+    sink = MemorySink("out")
+    summaries: dict[str, RunSummary] = {}
+    errors: list[BaseException] = []
+
+    def work(worker: str) -> None:
+        source = _source(unique, tmp_path, worker_id=worker, lease_duration=timedelta(seconds=3))
+        topology = Topology("kinesis-test", dead_letters=MemorySink("dead"), max_batch_records=300)
+        topology.source(source).sink(sink)
+        ctx = RunContext(app_id=unique, settings=_settings(kinesis), mode="until_caught_up")
+        try:
+            summaries[worker] = RunLoop(topology, ctx).run()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=240)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert all(s.caught_up for s in summaries.values())
+    assert _ids(sink) == list(range(4000))
+    assert sum(s.stats["records_in"] - s.stats["already_committed"] for s in summaries.values()) == 4000
