@@ -256,8 +256,9 @@ def plan(
         del new.workers[worker]
     for shard in shards:
         new.leases.setdefault(shard, {"owner": None, "finished": False, "wanted_by": None})
-    for shard in [s for s in new.leases if s not in shards]:
-        del new.leases[shard]  # gone from the stream (past its retention)
+    for shard in [s for s in new.leases if s not in shards and new.leases[s].get("finished")]:
+        del new.leases[shard]  # gone from the stream (past its retention); kept while unfinished,
+        # as another worker may have listed the stream after a resharding we have not seen yet
     for lease in new.leases.values():
         if lease.get("owner") not in live:
             lease["owner"] = None
@@ -271,7 +272,7 @@ def plan(
             new.leases[shard]["owner"] = None
 
     def done(shard: str) -> bool:
-        return shard not in new.leases or bool(new.leases[shard].get("finished"))
+        return shard not in shards or shard not in new.leases or bool(new.leases[shard].get("finished"))
 
     eligible = [s for s in sorted(shards) if not done(s) and all(done(p) for p in shards[s])]
     if not eligible:

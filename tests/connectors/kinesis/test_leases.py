@@ -58,9 +58,22 @@ def test_children_wait_until_every_parent_is_finished() -> None:
     assert doc.owned_by("a") == {"p2"} and doc.leases["p1"]["finished"]
     doc = plan(doc, lineage, me="a", live={"a"}, finished=["p2"])
     assert doc.owned_by("a") == {"c"}
-    # A shard gone from the stream (past retention) leaves the table; its children stay eligible.
+    # Finished shards gone from the stream (past retention) leave the table.
     doc = plan(doc, {"c": ("p1", "p2")}, me="a", live={"a"})
     assert set(doc.leases) == {"c"} and doc.owned_by("a") == {"c"}
+
+
+def test_a_parent_gone_from_the_stream_unread_does_not_block_its_children() -> None:
+    doc = plan(LeaseDoc(), {"p": ()}, me="a", live={"a"})
+    doc = plan(doc, {"c": ("p",)}, me="b", live={"a", "b"})  # p expired before it was finished
+    assert doc.owned_by("b") == {"c"}
+
+
+def test_a_worker_with_an_older_shard_list_keeps_the_newer_shards() -> None:
+    doc = plan(LeaseDoc(), {"p": (), "c1": ("p",), "c2": ("p",)}, me="a", live={"a"}, finished=["p"])
+    assert doc.owned_by("a") == {"c1", "c2"}
+    stale = plan(doc, {"p": ()}, me="b", live={"a", "b"})  # b listed before the split
+    assert stale.owned_by("a") == {"c1", "c2"} and stale.owned_by("b") == set()
 
 
 def test_liveness_is_judged_on_the_observers_clock() -> None:
