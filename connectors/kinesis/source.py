@@ -319,8 +319,8 @@ class KinesisReader(SourceReader):
             owner, tip = lease.get("owner"), lease.get("tip")
             if lease.get("finished") or owner == self.me:
                 continue
-            if owner is None or owner not in live or tip is None:
-                return None
+            if owner is None or owner not in live or not self.liveness.proven(owner) or tip is None:
+                return None  # a dead worker's stale tip must not end the run: wait for its lease
             if tip > 0:  # an empty shard has nothing to wait for
                 tips[SourcePartition(self.stream, shard_id)] = int(tip)
         return tips

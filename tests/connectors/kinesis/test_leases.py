@@ -82,8 +82,10 @@ def test_liveness_is_judged_on_the_observers_clock() -> None:
     assert liveness.observe(doc, now=100.0) == {"me", "other"}
     assert liveness.observe(doc, now=109.0) == {"me", "other"}
     assert liveness.observe(doc, now=111.0) == {"me"}  # its counter did not move for 10 s
+    assert not liveness.proven("other")  # seen once: maybe dead already
     doc.workers["other"] = 4
     assert liveness.observe(doc, now=112.0) == {"me", "other"}
+    assert liveness.proven("other") and liveness.proven("me")
 
 
 def _compare_and_swap(store_a: object, store_b: object) -> None:

@@ -251,3 +251,27 @@ def test_two_until_caught_up_workers_share_the_shards_and_both_finish(
     assert all(s.caught_up for s in summaries.values())
     assert _ids(sink) == list(range(4000))
     assert sum(s.stats["records_in"] - s.stats["already_committed"] for s in summaries.values()) == 4000
+
+
+def test_a_dead_workers_stale_tip_does_not_end_an_until_caught_up_run(
+    kinesis: KinesisService, client: Any, unique: str, tmp_path: Path
+) -> None:
+    from connectors.kinesis.leases import FileLeaseStore
+
+    create_stream(client, unique, 1)
+    put_records(client, unique, orders(5))
+    sink = MemorySink("out")
+    _run(kinesis, _source(unique, tmp_path), unique, sink)
+    put_records(client, unique, orders(5, start=5), start=5)
+    # A worker that died holding the shard had published its tip before the last 5 records.
+    store = FileLeaseStore(tmp_path / "leases", unique, unique)
+    doc = store.read()
+    doc.workers = {"ghost": 7}
+    for lease in doc.leases.values():
+        lease.update(owner="ghost", tip=5, finished=False, wanted_by=None)
+    assert store.write(doc)
+
+    summary, _ = _run(kinesis, _source(unique, tmp_path, lease_duration=timedelta(seconds=2)), unique, sink)
+
+    assert summary.caught_up and summary.stats["records_in"] == 5  # waited for the lease, then read on
+    assert _ids(sink) == list(range(10))
