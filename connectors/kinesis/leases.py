@@ -44,6 +44,7 @@ import fcntl
 import json
 import math
 import os
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
@@ -228,16 +229,18 @@ class Liveness:
         self.lease_duration_s = lease_duration_s
         self._seen: dict[str, tuple[int, float]] = {}
         self._moved: set[str] = {me}
+        self._lock = threading.Lock()  # observed from the fetch thread and the heartbeat thread
 
     def observe(self, doc: LeaseDoc, now: float | None = None) -> set[str]:
         now = time.monotonic() if now is None else now
-        for worker, counter in doc.workers.items():
-            seen = self._seen.get(worker)
-            if seen is None or seen[0] != counter:
-                if seen is not None:
-                    self._moved.add(worker)
-                self._seen[worker] = (counter, now)
-        return {w for w in doc.workers if now - self._seen[w][1] < self.lease_duration_s} | {self.me}
+        with self._lock:
+            for worker, counter in doc.workers.items():
+                seen = self._seen.get(worker)
+                if seen is None or seen[0] != counter:
+                    if seen is not None:
+                        self._moved.add(worker)
+                    self._seen[worker] = (counter, now)
+            return {w for w in doc.workers if now - self._seen[w][1] < self.lease_duration_s} | {self.me}
 
     def proven(self, worker: str) -> bool:
         """Whether we saw ``worker``'s heartbeat move: a worker seen only once may have died

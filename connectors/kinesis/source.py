@@ -261,11 +261,23 @@ class KinesisReader(SourceReader):
             try:
                 for _ in range(10):  # a compare-and-swap: a round of the fetch thread may win
                     doc = self.store.read()
+                    if self._round_due(doc, self.liveness.observe(doc)):
+                        self._next_round = 0.0  # the fetch thread runs a round at its next poll
                     doc.workers[self.me] = doc.workers.get(self.me, 0) + 1
                     if self.store.write(doc):
                         break
             except Exception as exc:  # noqa: BLE001 - the next beat retries
                 log.warning("Kinesis lease heartbeat failed: %s", exc)
+
+    def _round_due(self, doc: LeaseDoc, live: set[str]) -> bool:
+        """A dead worker's shards to take, or one of ours asked for: act now, not next round."""
+        for lease in doc.leases.values():
+            owner = lease.get("owner")
+            if owner is not None and owner not in live and not lease.get("finished"):
+                return True
+            if owner == self.me and lease.get("wanted_by") not in (None, self.me):
+                return True
+        return False
 
     def _coordinate(self) -> None:
         """One round: heartbeat, follow the stream's shards, hand off, finish, take leases."""
