@@ -483,7 +483,7 @@ class KinesisReader(SourceReader):
         wanted = self.config.metadata
         keys: list[str] | None = None
         origin: list[int] | None = None
-        if any(map(kpl.is_aggregated, values)):
+        if kpl.any_aggregated(values):
             keys = list(map(_key, records))
             values, keys, origin, _ = kpl.expand(values, keys)
         n = len(values)
