@@ -45,6 +45,7 @@ from stream_etl.context import RunContext
 from stream_etl.errors import ConfigurationError, SourceError, SourceMissing, SourceUnavailable
 from stream_etl.records import Batch, Chunk, PartitionRegistry, SourcePartition
 from stream_etl.sources import AssignmentListener, Source, SourceReader
+from stream_etl.stage import name_os_thread
 
 try:
     import boto3
@@ -252,11 +253,12 @@ class KinesisReader(SourceReader):
 
     def start(self) -> None:
         self._coordinate()
-        self._heart = threading.Thread(target=self._heartbeats, name="se-kinesis-leases", daemon=True)
+        self._heart = threading.Thread(target=self._heartbeats, name="se-kin-leases", daemon=True)
         self._heart.start()
 
     def _heartbeats(self) -> None:
         """Keep this worker alive in the lease table, whatever the fetch thread is doing."""
+        name_os_thread("se-kin-leases")
         while not self._stop.wait(self.lease_s / 3):
             try:
                 for _ in range(10):  # a compare-and-swap: a round of the fetch thread may win
