@@ -1,9 +1,7 @@
 """Orders from a Kinesis stream into a Delta table on S3, exactly once.
 
-    stream-etl dev up                                    # S3 (and Kafka)
-    node -e "require('./tools/kinesalite/node_modules/kinesalite')({createStreamMs:0}).listen(4567,'127.0.0.1')" &
-    export STREAM_ETL_KINESIS_ENDPOINT_URL=http://127.0.0.1:4567 \\
-           STREAM_ETL_KINESIS_ACCESS_KEY_ID=local STREAM_ETL_KINESIS_SECRET_ACCESS_KEY=local
+    make kinesalite && stream-etl dev up --kinesis      # S3, Kafka and kinesalite on 127.0.0.1:4567
+    # put records in a stream "orders" (docs/KINESIS.md shows how), then:
     stream-etl run topologies/kinesis_orders.py --until-caught-up
 
 Job arguments (``--arg key=value``): ``stream`` (default orders), ``table`` (default

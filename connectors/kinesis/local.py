@@ -15,15 +15,11 @@ import subprocess
 import time
 from pathlib import Path
 
+from stream_etl.devstack import KINESALITE, KINESALITE_SCRIPT
 from stream_etl.errors import ServiceError
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULE = ROOT / "tools" / "kinesalite" / "node_modules" / "kinesalite"
-
-_SCRIPT = (
-    "require(process.argv[1])({createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 1000})"
-    ".listen(Number(process.argv[2]), '127.0.0.1', (err) => { if (err) throw err; console.log('ready'); });"
-)
+MODULE = KINESALITE
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -56,7 +52,7 @@ class Kinesalite:
         output = self.log.open("ab") if self.log else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
-                [node, "-e", _SCRIPT, str(MODULE), str(self.port)],
+                [node, "-e", KINESALITE_SCRIPT, str(MODULE), str(self.port)],
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
