@@ -43,9 +43,11 @@ SCENARIOS: list[tuple[str, Scenario]] = []
 
 
 def _register() -> None:
+    from bench.scenarios.postgres import postgres
     from bench.scenarios.rich import rich
 
     SCENARIOS.append(("rich", rich))
+    SCENARIOS.append(("postgres", postgres))
 
 
 _register()
