@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -158,6 +159,7 @@ class ParquetWriter(SinkWriter):
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
         self._manifests: dict[str, Manifest] = {}
         self._state = ParquetSnapshot(version=-1)
+        self._lock = threading.Lock()  # the fetch thread reads positions while the run loop commits
         try:
             self._refresh()
             self._remove_uncommitted()
@@ -171,14 +173,14 @@ class ParquetWriter(SinkWriter):
         """Read manifests not seen yet; fold this job's into the stored positions."""
         listing = self.fs.get_file_info(pafs.FileSelector(f"{self.root}/{COMMITS}", allow_not_found=True))
         names = sorted(i.base_name for i in listing if i.is_file and i.base_name.endswith(".json"))
-        state = self._state
-        for name in names:
-            if name in self._manifests:
-                continue
-            with self.fs.open_input_stream(f"{self.root}/{COMMITS}/{name}") as stream:
-                self._fold(name, Manifest.from_json(stream.read()))
-        self._state = ParquetSnapshot(state.version, dict(state.positions), dict(state.cursors), state.schema)
-        return self._state
+        with self._lock:
+            for name in names:
+                if name in self._manifests:
+                    continue
+                with self.fs.open_input_stream(f"{self.root}/{COMMITS}/{name}") as stream:
+                    self._fold(name, Manifest.from_json(stream.read()))
+            state = self._state
+            return ParquetSnapshot(state.version, dict(state.positions), dict(state.cursors), state.schema)
 
     def _fold(self, name: str, manifest: Manifest) -> None:
         self._manifests[name] = manifest
@@ -271,7 +273,8 @@ class ParquetWriter(SinkWriter):
         except OSError as exc:
             msg = f"writing {self.sink.uri} failed: {exc}"
             raise SinkUnavailable(msg, table_uri=self.sink.uri) from exc
-        self._fold(manifest_name(version), manifest)
+        with self._lock:
+            self._fold(manifest_name(version), manifest)
         return CommitInfo(rows=table.num_rows if table is not None else 0, version=version)
 
     def _write_files(self, table: pa.Table, tag: str) -> list[str]:
