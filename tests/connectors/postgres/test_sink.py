@@ -14,7 +14,7 @@ from connectors.postgres import PostgresSink
 from connectors.postgres.sink import copy_payload, last_per_key
 from stream_etl import RunContext, Topology
 from stream_etl.dead_letters import DEAD_LETTER_SCHEMA
-from stream_etl.errors import ConfigurationError, PositionConflict
+from stream_etl.errors import ConfigurationError, PositionConflict, SinkUnavailable
 from stream_etl.records import LINEAGE, SourcePartition
 from stream_etl.runloop import RunLoop
 from stream_etl.settings import Settings
@@ -216,3 +216,20 @@ def test_a_topology_dead_letters_bad_rows_into_postgres_too(dsn: str, pg_table: 
     assert summary.stats["records_in"] == 4
     assert summary.stats["written"] + summary.stats["dead_lettered"] == 4
     assert RunLoop(topology, ctx).run().stats["written"] == 0  # a rerun finds everything stored
+
+
+def test_a_dropped_connection_is_transient_and_the_writer_reconnects(
+    dsn: str, pg_table: str, open_writer: Callable[..., Any]
+) -> None:
+    writer = open_writer(PostgresSink(pg_table, dsn=dsn), _ctx())
+    writer.commit(writer.snapshot(), _rows([1]), {P0: 0})
+    pid = writer._conn.info.backend_pid
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    with pytest.raises(SinkUnavailable):
+        writer.snapshot()
+    writer.commit(writer.snapshot(), _rows([2]), {P0: 1})  # a new connection
+
+    assert _select(dsn, f'SELECT id FROM "{pg_table}" ORDER BY id') == [(1,), (2,)]
+    assert writer.read_positions([P0]) == {P0: 1}
