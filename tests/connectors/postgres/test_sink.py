@@ -233,3 +233,19 @@ def test_a_dropped_connection_is_transient_and_the_writer_reconnects(
 
     assert _select(dsn, f'SELECT id FROM "{pg_table}" ORDER BY id') == [(1,), (2,)]
     assert writer.read_positions([P0]) == {P0: 1}
+
+
+def test_workers_owning_different_partitions_commit_side_by_side(
+    dsn: str, pg_table: str, open_writer: Callable[..., Any]
+) -> None:
+    """Two workers of one job share a table: each commit only fences its own partitions."""
+    a = open_writer(PostgresSink(pg_table, dsn=dsn, mode="upsert", key=["id"]), _ctx())
+    b = open_writer(PostgresSink(pg_table, dsn=dsn, mode="upsert", key=["id"]), _ctx())
+    a.commit(a.snapshot(), _rows([1]), {P0: 0})
+    snapshot_a, snapshot_b = a.snapshot(), b.snapshot()
+
+    a.commit(snapshot_a, _rows([2]), {P0: 1})
+    b.commit(snapshot_b, _rows([3]), {P1: 0})  # planned before a's commit, on another partition
+
+    assert a.read_positions([P0, P1]) == {P0: 1, P1: 0}
+    assert _select(dsn, f'SELECT id FROM "{pg_table}" ORDER BY id') == [(1,), (2,), (3,)]
