@@ -19,21 +19,19 @@ key: the loser gets a unique violation, reported as ``PositionConflict`` as well
 
 from __future__ import annotations
 
-import io
 import logging
 import os
-import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
-from connectors.postgres.config import ARROW_FOR_SQL, POSITIONS_TABLE, is_binary, is_nested, sql_type
+from connectors.postgres.config import ARROW_FOR_SQL, POSITIONS_TABLE, is_nested, sql_type
+from connectors.postgres.copy import copy_rows, last_per_key
+from connectors.postgres.positions import PositionsTable, key_of
 from stream_etl.context import RunContext
 from stream_etl.errors import ConfigurationError, PositionConflict, RowsRejected, SinkRejected, SinkUnavailable
 from stream_etl.records import LINEAGE, SourcePartition
@@ -51,8 +49,6 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["append", "upsert"]
 SchemaMode = Literal["merge", "strict"]
-
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 _CONFLICTS = (
     pgerrors.UniqueViolation,
@@ -136,11 +132,7 @@ class PostgresSnapshot:
     positions: dict[tuple[str, str], int]
 
     def position(self, partition: SourcePartition) -> int | None:
-        return self.positions.get(_key(partition))
-
-
-def _key(partition: SourcePartition) -> tuple[str, str]:
-    return partition.stream, str(partition.partition)
+        return self.positions.get(key_of(partition))
 
 
 class PostgresWriter(SinkWriter):
@@ -158,12 +150,12 @@ class PostgresWriter(SinkWriter):
             raise ConfigurationError(msg)
         self.dsn = dsn
         self.target = sql.Identifier(sink.schema, sink.bare)
-        self.positions = sql.Identifier(sink.schema, sink.positions_table)
         self.target_name = f"{sink.schema}.{sink.bare}"
+        self.table = PositionsTable(sql.Identifier(sink.schema, sink.positions_table), self.target_name, ctx.app_id)
         self._conn: psycopg.Connection[Any] | None = None
         self._reader: psycopg.Connection[Any] | None = None
         with self._errors("creating the positions table"):
-            self._create_positions_table()
+            self.table.create(self._writer_conn())
 
     # Connections -----------------------------------------------------------------
 
@@ -207,41 +199,17 @@ class PostgresWriter(SinkWriter):
             msg = f"{doing} on {self.target_name} failed: {exc}"
             raise SinkRejected(msg, table_uri=self.target_name) from exc
 
-    def _create_positions_table(self) -> None:
-        statement = sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} ("
-            " target_table VARCHAR(512) NOT NULL, app_id VARCHAR(256) NOT NULL,"
-            " stream VARCHAR(512) NOT NULL, part VARCHAR(256) NOT NULL,"
-            " position BIGINT NOT NULL, cursor VARCHAR(4096), writer VARCHAR(256),"
-            " updated_at TIMESTAMPTZ NOT NULL,"
-            " PRIMARY KEY (target_table, app_id, stream, part))"
-        ).format(self.positions)
-        conn = self._writer_conn()
-        try:
-            conn.execute(statement)
-        except pgerrors.UniqueViolation:  # two workers created it at once: it exists now
-            pass
-
     # Reads ----------------------------------------------------------------------------
-
-    def _read(self, conn: psycopg.Connection[Any]) -> dict[tuple[str, str], tuple[int, str | None]]:
-        rows = conn.execute(
-            sql.SQL("SELECT stream, part, position, cursor FROM {} WHERE target_table = %s AND app_id = %s").format(
-                self.positions
-            ),
-            (self.target_name, self.app_id),
-        ).fetchall()
-        return {(stream, part): (position, cursor) for stream, part, position, cursor in rows}
 
     def read_positions(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, int]:
         with self._errors("reading positions"):
-            stored = self._read(self._reader_conn())
-        return {sp: stored[_key(sp)][0] for sp in partitions if _key(sp) in stored}
+            stored = self.table.read(self._reader_conn())
+        return {sp: stored[key_of(sp)][0] for sp in partitions if key_of(sp) in stored}
 
     def read_cursors(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, str]:
         with self._errors("reading cursors"):
-            stored = self._read(self._reader_conn())
-        return {sp: cursor for sp in partitions if (cursor := stored.get(_key(sp), (0, None))[1]) is not None}
+            stored = self.table.read(self._reader_conn())
+        return {sp: cursor for sp in partitions if (cursor := stored.get(key_of(sp), (0, None))[1]) is not None}
 
     def _columns(self, conn: psycopg.Connection[Any]) -> dict[str, str] | None:
         rows = conn.execute(
@@ -254,7 +222,7 @@ class PostgresWriter(SinkWriter):
     def snapshot(self) -> PostgresSnapshot:
         with self._errors("reading the table"):
             conn = self._writer_conn()
-            stored = self._read(conn)
+            stored = self.table.read(conn)
             return PostgresSnapshot(self._columns(conn), {k: v[0] for k, v in stored.items()})
 
     # Schema --------------------------------------------------------------------------------
@@ -319,35 +287,13 @@ class PostgresWriter(SinkWriter):
         with self._errors("committing", positions):
             conn = self._writer_conn()
             with conn.transaction():
-                self._fence(conn, snapshot, positions)
+                self.table.fence(conn, snapshot.positions, positions)
                 if table is not None and table.num_columns:
                     self._ensure_table(conn, table, snapshot.columns)
                     if rows:
                         self._load(conn, table)
-                self._store_positions(conn, snapshot, positions, cursors or {})
+                self.table.store(conn, snapshot.positions, positions, cursors or {})
         return CommitInfo(rows=rows)
-
-    def _fence(
-        self, conn: psycopg.Connection[Any], snapshot: PostgresSnapshot, positions: Mapping[SourcePartition, int]
-    ) -> None:
-        keys = sorted({_key(sp) for sp in positions})
-        current = dict(
-            ((stream, part), position)
-            for stream, part, position in conn.execute(
-                sql.SQL(
-                    "SELECT stream, part, position FROM {} WHERE target_table = %s AND app_id = %s"
-                    " AND stream = ANY(%s) AND part = ANY(%s) ORDER BY stream, part FOR UPDATE"
-                ).format(self.positions),
-                (self.target_name, self.app_id, [k[0] for k in keys], [k[1] for k in keys]),
-            ).fetchall()
-        )
-        moved = [f"{s}-{p}" for s, p in keys if current.get((s, p)) != snapshot.positions.get((s, p))]
-        if moved:
-            msg = (
-                f"stored positions of {', '.join(moved)} in {self.target_name} moved since the batch was planned "
-                "(another worker committed them)"
-            )
-            raise PositionConflict(msg, table_uri=self.target_name, positions=positions)
 
     def _ensure_table(self, conn: psycopg.Connection[Any], table: pa.Table, columns: dict[str, str] | None) -> None:
         if columns is None:
@@ -371,50 +317,18 @@ class PostgresWriter(SinkWriter):
     def _load(self, conn: psycopg.Connection[Any], table: pa.Table) -> None:
         names = sql.SQL(", ").join(map(sql.Identifier, table.column_names))
         if self.sink.mode == "append":
-            _copy(conn, self.target, names, table)
+            copy_rows(conn, self.target, names, table)
             return
         table = last_per_key(table, self.sink.key)
         stage = sql.Identifier(f"stream_etl_stage_{os.getpid()}")
         conn.execute(sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {}) ON COMMIT DROP").format(stage, self.target))
-        _copy(conn, stage, names, table)
+        copy_rows(conn, stage, names, table)
         match = sql.SQL(" AND ").join(
             sql.SQL("{}.{} = {}.{}").format(self.target, sql.Identifier(k), stage, sql.Identifier(k))
             for k in self.sink.key
         )
         conn.execute(sql.SQL("DELETE FROM {} USING {} WHERE {}").format(self.target, stage, match))
         conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(self.target, names, names, stage))
-
-    def _store_positions(
-        self,
-        conn: psycopg.Connection[Any],
-        snapshot: PostgresSnapshot,
-        positions: Mapping[SourcePartition, int],
-        cursors: Mapping[SourcePartition, str],
-    ) -> None:
-        now = datetime.now(UTC)
-        updates: list[tuple[Any, ...]] = []
-        inserts: list[tuple[Any, ...]] = []
-        for sp, position in positions.items():
-            stream, part = _key(sp)
-            row = (position, cursors.get(sp), WORKER, now, self.target_name, self.app_id, stream, part)
-            (updates if snapshot.positions.get((stream, part)) is not None else inserts).append(row)
-        with conn.cursor() as cursor:
-            if updates:
-                cursor.executemany(
-                    sql.SQL(
-                        "UPDATE {} SET position = %s, cursor = %s, writer = %s, updated_at = %s"
-                        " WHERE target_table = %s AND app_id = %s AND stream = %s AND part = %s"
-                    ).format(self.positions),
-                    updates,
-                )
-            if inserts:  # a plain INSERT: a concurrent first commit of the same partition fails here
-                cursor.executemany(
-                    sql.SQL(
-                        "INSERT INTO {} (position, cursor, writer, updated_at, target_table, app_id, stream, part)"
-                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-                    ).format(self.positions),
-                    inserts,
-                )
 
     def summary(self) -> dict[str, Any]:
         """Row count, on a connection of its own (the run loop asks after closing the writer)."""
@@ -433,55 +347,3 @@ class PostgresWriter(SinkWriter):
             if conn is not None:
                 conn.close()
         self._conn = self._reader = None
-
-
-def last_per_key(table: pa.Table, key: Sequence[str]) -> pa.Table:
-    """The last row of every key, in their original order (an upsert applies each key once)."""
-    index = pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), table.num_rows)), 1)
-    grouped = table.select(list(key)).append_column("__row", index).group_by(list(key), use_threads=False)
-    last = grouped.aggregate([("__row", "max")])["__row_max"]
-    if len(last) == table.num_rows:
-        return table
-    return table.take(pc.take(last, pc.sort_indices(last)))
-
-
-def copy_payload(table: pa.Table) -> bytes:
-    """``table`` as CSV that ``COPY ... (FORMAT csv)`` reads: nested values as JSON text,
-    binary as ``\\x`` hex, null as an unquoted empty field, strings always quoted."""
-    special = [f.name for f in table.schema if is_nested(f.type) or is_binary(f.type)]
-    dictionaries = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
-    for name in dictionaries:
-        table = table.set_column(
-            table.column_names.index(name), name, pc.cast(table[name], table.schema.field(name).type.value_type)
-        )
-    if special:
-        import duckdb
-
-        def quoted(name: str) -> str:
-            return '"' + name.replace('"', '""') + '"'
-
-        selects = []
-        for field in table.schema:
-            if is_nested(field.type):
-                selects.append(f"to_json({quoted(field.name)})::VARCHAR AS {quoted(field.name)}")
-            elif is_binary(field.type):
-                selects.append(f"'\\x' || hex({quoted(field.name)}) AS {quoted(field.name)}")
-            else:
-                selects.append(quoted(field.name))
-        with duckdb.connect() as con:
-            con.register("rows", table)
-            table = con.sql(f"SELECT {', '.join(selects)} FROM rows").to_arrow_table()  # noqa: S608 - quoted names
-    buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-    return buffer.getvalue()
-
-
-def _copy(conn: psycopg.Connection[Any], target: sql.Composable, names: sql.Composable, table: pa.Table) -> None:
-    payload = copy_payload(table)
-    with (
-        conn.cursor() as cursor,
-        cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, names)) as copy,
-    ):
-        view = memoryview(payload)
-        for start in range(0, len(view), 1 << 20):
-            copy.write(view[start : start + (1 << 20)])

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from connectors.postgres import PostgresSink
-from connectors.postgres.sink import copy_payload, last_per_key
+from connectors.postgres.copy import copy_payload, last_per_key
 from stream_etl import RunContext, Topology
 from stream_etl.dead_letters import DEAD_LETTER_SCHEMA
 from stream_etl.errors import ConfigurationError, PositionConflict, SinkUnavailable
