@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from connectors.kafka.positions import ensure_topics, read_positions_topic
 from stream_etl.context import RunContext
 from stream_etl.dead_letters import DEAD_LETTER_SCHEMA
 from stream_etl.errors import ConfigurationError, SinkRejected, SinkUnavailable
@@ -49,7 +49,6 @@ from stream_etl.sinks import CommitInfo, Sink, SinkWriter
 
 try:
     import confluent_kafka as ck
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 except ImportError as exc:  # pragma: no cover - depends on the install
     msg = "the Kafka connector needs confluent-kafka: pip install 'stream-etl[kafka]'"
     raise ImportError(msg) from exc
@@ -171,7 +170,7 @@ class KafkaWriter(SinkWriter):
             raise ConfigurationError(msg)
         self.common: dict[str, Any] = {**ctx.settings.kafka_config(), "bootstrap.servers": bootstrap}
         self.transactional_id = f"stream-etl-{ctx.app_id}-{sink.topic}"
-        self._ensure_topics()
+        ensure_topics(self.common, {sink.topic: sink.partitions}, sink.positions_topic, sink.timeout_s)
         config: dict[str, Any] = {
             **_PRODUCER_DEFAULTS,
             **self.common,
@@ -189,78 +188,19 @@ class KafkaWriter(SinkWriter):
             except ck.KafkaException as exc:
                 msg = f"starting transactions on {bootstrap} failed ({exc.args[0]}); a broker without transactions needs KafkaSink(transactional=False)"
                 raise SinkUnavailable(msg, table_uri=sink.topic) from exc
-        self._positions: dict[tuple[str, str], tuple[int, str | None]] = self._load_positions()
+        self._positions: dict[tuple[str, str], tuple[int, str | None]] = read_positions_topic(
+            self.common, sink.positions_topic, ctx.app_id, sink.timeout_s
+        )
 
     # Setup -------------------------------------------------------------------------------
-
-    def _ensure_topics(self) -> None:
-        admin = AdminClient(self.common)
-        try:
-            existing = admin.list_topics(timeout=self.sink.timeout_s).topics
-        except ck.KafkaException as exc:
-            msg = f"cannot reach Kafka at {self.common['bootstrap.servers']} ({exc.args[0]})"
-            raise SinkUnavailable(msg, table_uri=self.sink.topic) from exc
-        wanted = []
-        if self.sink.topic not in existing:
-            wanted.append(NewTopic(self.sink.topic, num_partitions=self.sink.partitions))
-        if self.sink.positions_topic not in existing:
-            wanted.append(NewTopic(self.sink.positions_topic, num_partitions=1, config={"cleanup.policy": "compact"}))
-        if not wanted:
-            return
-        for topic, future in admin.create_topics(wanted).items():
-            try:
-                future.result(timeout=self.sink.timeout_s)
-                log.info("created topic %s", topic)
-            except ck.KafkaException as exc:
-                if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
-                    msg = f"creating topic {topic} failed: {exc.args[0]}"
-                    raise SinkUnavailable(msg, table_uri=topic) from exc
-
-    def _load_positions(self) -> dict[tuple[str, str], tuple[int, str | None]]:
-        """Read the positions topic to its end, committed records only."""
-        consumer = ck.Consumer(
-            {
-                **self.common,
-                "group.id": f"stream-etl-{self.app_id}-positions-reader",
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-            }
-        )
-        found: dict[tuple[str, str], tuple[int, str | None]] = {}
-        try:
-            consumer.assign([ck.TopicPartition(self.sink.positions_topic, 0, ck.OFFSET_BEGINNING)])
-            deadline = time.monotonic() + self.sink.timeout_s
-            while True:
-                if time.monotonic() > deadline:
-                    msg = f"reading the positions topic {self.sink.positions_topic} did not reach its end"
-                    raise SinkUnavailable(msg, table_uri=self.sink.topic)
-                messages = consumer.consume(num_messages=1000, timeout=0.5)
-                done = False
-                for message in messages:  # positions are few: one record per partition and commit
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == ck.KafkaError._PARTITION_EOF:
-                            done = True
-                            continue
-                        msg = f"reading {self.sink.positions_topic} failed: {error}"
-                        raise SinkUnavailable(msg, table_uri=self.sink.topic)
-                    app_id, stream, part = json.loads(message.key() or b"[]")
-                    if app_id != self.app_id:
-                        continue
-                    value = json.loads(message.value() or b"{}")
-                    found[(stream, part)] = (int(value["position"]), value.get("cursor"))
-                if done:
-                    return found
-        finally:
-            consumer.close()
 
     # Positions ---------------------------------------------------------------------------
 
     def read_positions(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, int]:
         """Re-read from the positions topic: after a rebalance another worker may have moved them."""
-        self._positions = stored = self._load_positions()
+        self._positions = stored = read_positions_topic(
+            self.common, self.sink.positions_topic, self.app_id, self.sink.timeout_s
+        )
         return {sp: stored[_key(sp)][0] for sp in partitions if _key(sp) in stored}
 
     def read_cursors(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, str]:
