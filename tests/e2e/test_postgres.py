@@ -110,3 +110,55 @@ def test_sigkill_restarts_leave_the_upserted_table_equal_to_the_final_state(
     mismatched = [(g, e) for g, e in zip(got, expected, strict=True) if g != e]
     assert not mismatched, f"{len(mismatched)} rows differ, e.g. {mismatched[:3]}"
     assert summary["sinks"][pg_table]["rows"] == keys
+
+
+def _writers(app_id: str) -> set[int]:
+    """Process ids of the workers that stored positions (``writer`` is ``host:pid``)."""
+    with psycopg.connect(DSN) as conn:
+        rows = conn.execute("SELECT DISTINCT writer FROM stream_etl_positions WHERE app_id = %s", (app_id,)).fetchall()
+    return {int(w.rsplit(":", 1)[1]) for (w,) in rows if w}
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_two_workers_share_partitions_and_the_survivor_takes_over_after_a_sigkill(
+    services: Services, topic: Callable[..., str], unique: str, pg_table: str, tmp_path: Path
+) -> None:
+    """Consumer-group rebalances between two workers, one SIGKILLed: positions fence the
+    stale writer, and the upserted table still ends equal to the final state."""
+    keys, first, more = 2_000, 20_000, 20_000
+    name = topic(partitions=4)
+
+    def send(start: int, count: int) -> None:
+        produce(
+            services.kafka_bootstrap,
+            name,
+            (orjson.dumps(update(i, keys)) for i in range(start, start + count)),
+            keys=(str(i % keys).encode() for i in range(start, start + count)),
+        )
+
+    args = {"topic": name, "table": pg_table, "dsn": DSN, "batch_records": "2000", "assignment": "group"}
+    send(0, first)
+    a = start_worker(services, app_id=unique, args=args, log=tmp_path / "a.log", topology=TOPOLOGY)
+    b = start_worker(services, app_id=unique, args=args, log=tmp_path / "b.log", topology=TOPOLOGY)
+    try:
+        _wait_for(lambda: _writers(unique) >= {a.pid, b.pid}, 120, "both workers to commit")
+        a.send_signal(signal.SIGKILL)
+        a.wait(timeout=60)
+        send(first, more)
+        _wait_for(lambda: _stored(unique) >= first + more, 180, "the survivor to commit everything")
+    finally:
+        for process in (a, b):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
+    assert b.returncode == 0, (tmp_path / "b.log").read_text()[-3000:]
+    assert _stored(unique) == first + more
+    assert _rows(pg_table) == expected_state(first + more, keys)
+    assert "revoked" in (tmp_path / "b.log").read_text()  # the group did rebalance
