@@ -20,6 +20,9 @@ from stream_etl.runloop import RunLoop
 from stream_etl.settings import Settings
 from stream_etl.testing import ListSource
 
+#: The machine's Postgres is a real service: `make test-fast` (-m "not services") skips these.
+pytestmark = pytest.mark.services
+
 P0, P1 = SourcePartition("orders", 0), SourcePartition("orders", 1)
 
 
