@@ -54,6 +54,9 @@ class Settings(BaseModel):
     kinesis_lease_uri: str | None = Field(
         default=None, description="where Kinesis workers keep shard leases: s3://bucket/prefix or a directory"
     )
+    postgres_dsn: SecretStr | None = Field(
+        default=None, description="libpq connection string or URI for Postgres sinks (postgresql://user@host/db)"
+    )
     dev_dir: Path = Field(default=Path(".stream-etl/dev"), description="state of `stream-etl dev`")
 
     @classmethod
