@@ -11,7 +11,8 @@ with ``isinstance``::
     ├── ErrorThresholdExceeded        (terminal) more records failed than the topology allows
     ├── SourceError
     │   ├── SourceUnavailable         (transient) broker unreachable, fetch failed
-    │   └── SourceMissing             (terminal) topic/stream does not exist
+    │   ├── SourceMissing             (terminal) topic/stream does not exist
+    │   └── SchemaRegistryUnavailable (transient) the schema registry does not answer
     ├── SinkError
     │   ├── SinkUnavailable           (transient) object store unreachable, I/O error
     │   ├── PositionConflict          (transient) another writer moved the stored
@@ -76,6 +77,10 @@ class SourceUnavailable(SourceError, TransientError):
 
 class SourceMissing(SourceError, TerminalError):
     """The topic or stream does not exist."""
+
+
+class SchemaRegistryUnavailable(SourceError, TransientError):
+    """The schema registry that resolves record schemas cannot be reached right now."""
 
 
 class SinkError(StreamEtlError):
