@@ -133,10 +133,18 @@ class StepError(RecordError):
 
 
 class RowsRejected(RecordError):
-    """Every row of the input fails for the same reason (a type-level mismatch).
+    """Rows of the input fail, found without bisecting.
 
-    The step runner dead-letters them all at once instead of bisecting.
+    Without ``rejected``, every row fails for the same reason (a type-level
+    mismatch). With it, only the rows it names (lineage value -> reason) fail and
+    ``kept`` is the step's output for the others: a step that finds its failing
+    rows with a columnar mask (a sink's schema check) reports them this way.
     """
+
+    def __init__(self, message: str, *, rejected: Mapping[int, str] | None = None, kept: Any = None) -> None:
+        super().__init__(message)
+        self.rejected = dict(rejected) if rejected is not None else None
+        self.kept = kept
 
 
 class ServiceError(TerminalError):
