@@ -1,0 +1,83 @@
+"""`stream-etl preview` against the real broker: shows every step, commits nothing, moves no offsets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka as ck
+import pytest
+
+from connectors.kafka.admin import produce
+from stream_etl.samples import malformed, orders
+from tests.e2e.workers import ORDERS, ROOT, assert_same_orders, read_table, run_worker
+from tests.services import Services
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _preview(services: Services, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **services.environment(), "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "stream_etl", "preview", ORDERS, *args]
+    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _committed(services: Services, group: str, topic: str, partitions: int) -> list[int]:
+    consumer = ck.Consumer({"bootstrap.servers": services.kafka_bootstrap, "group.id": group})
+    try:
+        found = consumer.committed([ck.TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+    finally:
+        consumer.close()
+    return [tp.offset for tp in found]
+
+
+def test_preview_prints_each_step_and_a_following_run_still_reads_everything(
+    services: Services, topic: Callable[..., str], table_uri: str, unique: str, tmp_path: Path
+) -> None:
+    name = topic(partitions=2)
+    values = list(orders(40))
+    values[3] = malformed(3)
+    produce(services.kafka_bootstrap, name, values)
+    args = ["--arg", f"topic={name}", "--arg", f"table={table_uri}", "--app-id", unique]
+
+    result = _preview(services, *args, "--limit", "20", "--json")
+
+    assert result.returncode == 0, result.stderr
+    found: dict[str, Any] = json.loads(result.stdout)
+    assert found["records"] == 20
+    nodes = {n["name"]: n for n in found["nodes"]}
+    assert list(nodes) == ["decode", "valid_amount", "amount_cents", "project", "table"]
+    assert [f["name"] for f in nodes["project"]["schema"]] == ["id", "user", "amount_cents", "country", "ts", "tags"]
+    assert {f["name"]: f["type"] for f in nodes["project"]["schema"]}["amount_cents"] == "int64"
+    assert len(nodes["project"]["head"]) == 5
+    written = nodes["table"]["rows"]
+    dead = found["dead_letters"]
+    assert 0 < written < 20
+    assert written + (nodes["decode"]["rows"] - nodes["valid_amount"]["rows"]) + len(dead) == 20
+    if any(d["offset"] == 3 for d in dead):  # the malformed record is among the 20 read when its partition was
+        assert next(d for d in dead if d["offset"] == 3)["step"] == "decode"
+
+    text = _preview(services, *args, "--limit", "5")
+    assert text.returncode == 0, text.stderr
+    assert "valid_amount" in text.stdout and "amount_cents: int64" in text.stdout and "nothing committed" in text.stdout
+
+    # Nothing moved: no table, no group offsets (the job's group or the preview's), and a run reads it all.
+    assert read_table(table_uri, services) is None
+    assert _committed(services, unique, name, 2) == [ck.OFFSET_INVALID] * 2
+    assert _committed(services, f"{unique}-preview", name, 2) == [ck.OFFSET_INVALID] * 2
+    run_worker(services, app_id=unique, args={"topic": name, "table": table_uri}, log=tmp_path / "run.log")
+    assert_same_orders(read_table(table_uri, services), [i for i in range(40) if i != 3])
+
+
+def test_preview_of_an_empty_topic_says_no_records_arrived(services: Services, topic: Callable[..., str]) -> None:
+    name = topic(partitions=1)
+
+    result = _preview(services, "--arg", f"topic={name}", "--limit", "5", "--timeout", "2")
+
+    assert result.returncode == 0, result.stderr
+    assert "no records arrived within 2s" in result.stderr
