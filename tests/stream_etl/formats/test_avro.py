@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -10,12 +11,13 @@ import fastavro
 import pyarrow as pa
 import pytest
 
-from stream_etl.errors import ConfigurationError
+from stream_etl.errors import ConfigurationError, SchemaRegistryUnavailable
 from stream_etl.formats import (
     AvroFormat,
     ConfluentAvroFormat,
     DictResolver,
     DirectoryResolver,
+    RegistryResolver,
     avro_to_arrow,
     infer_schema,
 )
@@ -159,3 +161,15 @@ def test_infer_schema_from_an_avro_container_file() -> None:
     fastavro.writer(buffer, fastavro.parse_schema(V1), [{"id": 1, "user": None, "ts": T0}])
 
     assert infer_schema(buffer.getvalue(), format="avro") == avro_to_arrow(V1)
+
+
+def test_an_unreachable_registry_is_a_transient_error_not_dead_letters() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fmt = ConfluentAvroFormat(RegistryResolver(f"http://127.0.0.1:{port}", timeout_s=1, attempts=1))
+
+    with pytest.raises(SchemaRegistryUnavailable, match=f"127.0.0.1:{port}"):
+        fmt.decode([confluent_frame(1, encode(V1, {"id": 1, "ts": T0}))])
+    with pytest.raises(ConfigurationError, match="http"):
+        RegistryResolver("127.0.0.1:8081")
