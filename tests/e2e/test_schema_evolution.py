@@ -8,6 +8,7 @@ Every record ends up exactly once in the table or in the dead letters.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -20,12 +21,24 @@ import pyarrow as pa
 import pytest
 
 from connectors.kafka.admin import produce
+from stream_etl.formats.avro import confluent_frame, encode
 from tests.e2e.workers import ROOT, read_table, run_worker, start_worker, table_version
 from tests.services import Services
 
 pytestmark = pytest.mark.timeout(600)
 
 EVOLVING = str(ROOT / "topologies" / "evolving_events.py")
+AVRO_EVENTS = str(ROOT / "topologies" / "avro_events.py")
+V1 = {
+    "type": "record",
+    "name": "Event",
+    "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "user", "type": "string"},
+        {"name": "amount", "type": "double"},
+    ],
+}
+V2 = {**V1, "fields": [*V1["fields"], {"name": "coupon", "type": ["null", "string"], "default": None}]}
 
 
 def _events(start: int, stop: int, **extra: Callable[[int], Any]) -> Iterator[bytes]:
@@ -56,14 +69,18 @@ def _stream_in_two_phases(
     tmp_path: Path,
     args: dict[str, str],
     second: Callable[[], Iterator[bytes]],
+    *,
+    first: Callable[[], Iterator[bytes]] = lambda: _events(0, 2000),
+    topology: str = EVOLVING,
+    first_rows: int = 2000,
 ) -> None:
     """Phase 1 is committed by a running worker; phase 2 is produced while it runs, the worker
     is SIGKILLed once phase 2 starts landing, and a fresh worker finishes the stream."""
-    produce(services.kafka_bootstrap, name, _events(0, 2000))
+    produce(services.kafka_bootstrap, name, first())
     log = tmp_path / "first.log"
-    worker = start_worker(services, app_id=unique, args=args, log=log, topology=EVOLVING)
+    worker = start_worker(services, app_id=unique, args=args, log=log, topology=topology)
     try:
-        _wait_for(lambda: _rows(table_uri, services) >= 2000, 180, log, worker)
+        _wait_for(lambda: _rows(table_uri, services) >= first_rows, 180, log, worker)
         version = table_version(table_uri, services)
         produce(services.kafka_bootstrap, name, second())
         dead_uri = f"{table_uri}_dead_letters"
@@ -76,7 +93,7 @@ def _stream_in_two_phases(
         if worker.poll() is None:
             worker.kill()
             worker.wait()
-    summary = run_worker(services, app_id=unique, args=args, log=tmp_path / "final.log", topology=EVOLVING)
+    summary = run_worker(services, app_id=unique, args=args, log=tmp_path / "final.log", topology=topology)
     stats = summary["stats"]
     assert stats["records_in"] == stats["written"] + stats["filtered"] + stats["dead_lettered"]
 
@@ -156,3 +173,47 @@ def test_a_changed_field_type_is_cast_when_lossless_else_dead_lettered_or_rescue
             rows[i]["amount"] is None and rows[i]["_rescued"] == '{"amount":"n/a"}' for i in range(2001, 4000, 2)
         )
         assert all(rows[i]["_rescued"] is None for i in range(2000))
+
+
+def test_confluent_avro_producer_moving_to_a_newer_schema_mid_stream(
+    services: Services, topic: Callable[..., str], table_uri: str, unique: str, tmp_path: Path
+) -> None:
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (schemas / "1.avsc").write_text(json.dumps(V1))
+    (schemas / "2.avsc").write_text(json.dumps(V2))
+    name = topic(partitions=2)
+    args = {"topic": name, "table": table_uri, "schemas": str(schemas), "batch_records": "500"}
+
+    def first() -> Iterator[bytes]:
+        for i in range(2000):
+            if i == 700:
+                yield b"\x01not avro"  # bad magic byte
+            elif i == 1400:
+                yield confluent_frame(9, encode(V1, {"id": i, "user": "x", "amount": 1.0}))  # unknown id
+            else:
+                yield confluent_frame(1, encode(V1, {"id": i, "user": f"ü{i % 7}", "amount": float(i % 100)}))
+
+    def second() -> Iterator[bytes]:
+        for i in range(2000, 5000):
+            record = {"id": i, "user": f"ü{i % 7}", "amount": float(i % 100), "coupon": f"C{i}"}
+            yield confluent_frame(2, encode(V2, record))
+
+    _stream_in_two_phases(
+        services, name, table_uri, unique, tmp_path, args, second, first=first, topology=AVRO_EVENTS, first_rows=1998
+    )
+
+    table = read_table(table_uri, services)
+    assert table is not None
+    rows = table.sort_by("id").to_pylist()
+    assert [r["id"] for r in rows] == [i for i in range(5000) if i not in (700, 1400)]
+    assert all(r["coupon"] is None for r in rows if r["id"] < 2000)
+    assert all(r["coupon"] == f"C{r['id']}" for r in rows if r["id"] >= 2000)
+    assert rows[1]["user"] == "ü1" and rows[1]["amount"] == 1.0
+    dead = read_table(f"{table_uri}_dead_letters", services)
+    assert dead is not None
+    assert sorted(dead["error"].to_pylist()) == [
+        "bad magic byte 1; the Confluent wire format starts with 0",
+        f"unknown schema id 9 (DirectoryResolver({str(schemas)!r}))",
+    ]
+    assert set(dead["step"].to_pylist()) == {"decode"}
