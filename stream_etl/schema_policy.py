@@ -21,8 +21,9 @@ is moved into that string column as a JSON object ``{"field": value, ...}`` and 
 column gets null; the row is kept. Rows only lose their place to the dead letters
 for a NOT NULL column they leave empty.
 
-Everything is computed on whole columns; the only search is for the rows of a
-column whose cast fails, which halves the column (not the batch) until it finds them.
+Everything is computed on whole columns; the only search is for the values of a
+column whose cast fails, which halves the column's distinct values (not the batch)
+until it finds them.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def align(
     for column_field in target:
         name = column_field.name
         if name == rescue_column:
+            columns[name] = pa.nulls(n, pa.string())  # keeps the table's column order; filled below
             continue
         if name not in data.column_names or pa.types.is_null(data[name].type):
             columns[name] = pa.nulls(n, column_field.type)
@@ -97,7 +99,7 @@ def align(
             rejected.append((pc.is_null(column), f"column {name!r} is NOT NULL in {where} but the value is null"))
         columns[name] = column
     for name in data.column_names:
-        if name in columns or name == rescue_column or pa.types.is_null(data[name].type):
+        if name in columns or pa.types.is_null(data[name].type):
             continue
         if mode == "merge":
             columns[name] = data[name]
@@ -138,12 +140,13 @@ def _cast(column: pa.Array, to: pa.DataType) -> tuple[pa.Array, pa.BooleanArray 
 
 
 def _failing_values(column: pa.Array, to: pa.DataType) -> pa.BooleanArray:
+    """Which values fail the cast: searched among the *distinct* values (a producer that
+    changed a field's type usually repeats a few values), then mapped back to the rows."""
+    distinct = pc.unique(column.drop_null())
     failing: list[int] = []
-    _search(column, to, 0, failing)
-    mask = [False] * len(column)
-    for i in failing:  # the failing values, usually few
-        mask[i] = True
-    return pa.array(mask, pa.bool_())
+    _search(distinct, to, 0, failing)
+    bad = distinct.take(pa.array(failing, pa.int64()))
+    return pc.fill_null(pc.is_in(column, value_set=bad), False)
 
 
 def _search(column: pa.Array, to: pa.DataType, offset: int, failing: list[int]) -> None:

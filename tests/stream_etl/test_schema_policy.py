@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream_etl.schema_policy import align
 
@@ -99,3 +102,61 @@ def test_types_that_do_not_convert_at_all_reject_every_row_with_a_value() -> Non
         0: "field 'name' (list<item: int64>) does not fit column 'name' (string) of t"
     }
     assert aligned.table["name"].to_pylist() == [None, None]
+
+
+TYPES = [pa.int32(), pa.int64(), pa.float64(), pa.string(), pa.bool_()]
+VALUES = st.one_of(
+    st.none(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.sampled_from(["12", "2.5", "n/a", "", "true", "ü"]),
+    st.booleans(),
+)
+
+
+@st.composite
+def _column(draw: st.DrawFn, n: int) -> pa.Array:
+    arrow_type = draw(st.sampled_from(TYPES))
+    values = draw(st.lists(VALUES, min_size=n, max_size=n))
+    out = []
+    for value in values:  # keep only values that are of the column's type
+        try:
+            out.append(pa.array([value], arrow_type) if value is not None else pa.nulls(1, arrow_type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            out.append(pa.nulls(1, arrow_type))
+    return pa.concat_arrays(out) if out else pa.array([], arrow_type)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.integers(0, 12), st.sampled_from(["merge", "strict"]), st.booleans())
+def test_every_row_is_kept_with_exact_values_or_rejected(data: st.DataObject, n: int, mode: str, rescue: bool) -> None:
+    names = data.draw(st.lists(st.sampled_from("abcd"), unique=True, max_size=4))
+    table = pa.table({name: data.draw(_column(n)) for name in names}) if names else pa.table({"a": pa.nulls(n)})
+    target = pa.schema(
+        [
+            (name, data.draw(st.sampled_from(TYPES)))
+            for name in data.draw(st.lists(st.sampled_from("abcd"), unique=True, min_size=1, max_size=4))
+        ]
+    )
+    if rescue:
+        target = target.append(pa.field("_r", pa.string()))
+
+    aligned = align(table, target, mode=mode, rescue_column="_r" if rescue else None, where="t")  # type: ignore[arg-type]
+
+    rejected = set(_rejected(aligned.rejected))
+    assert aligned.table.num_rows == n
+    assert aligned.table.schema.names[: len(target)] == target.names
+    for field in target:
+        if field.name == "_r" or field.name not in table.column_names:
+            continue
+        for i in range(n):
+            if i in rejected:
+                continue
+            source = table[field.name][i]
+            try:
+                expected = pc.cast(pa.array([source.as_py()], source.type), field.type, safe=True)[0].as_py()
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                assert rescue, f"row {i}: {source} cannot be cast to {field.type} but was not rejected"
+                assert aligned.table[field.name][i].as_py() is None
+                continue
+            assert aligned.table[field.name][i].as_py() == expected
