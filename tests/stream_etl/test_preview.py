@@ -11,10 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import confluent_kafka as ck
+import orjson
 import pytest
 
 from connectors.kafka.admin import produce
-from stream_etl.samples import malformed, orders
+from stream_etl.context import RunContext
+from stream_etl.loader import load_topology
+from stream_etl.preview import preview
+from stream_etl.records import LINEAGE
+from stream_etl.samples import click, malformed, order, orders, reading
+from stream_etl.testing import ListSource
 from tests.e2e.workers import ORDERS, ROOT, assert_same_orders, read_table, run_worker
 from tests.services import Services
 
@@ -81,3 +87,20 @@ def test_preview_of_an_empty_topic_says_no_records_arrived(services: Services, t
 
     assert result.returncode == 0, result.stderr
     assert "no records arrived within 2s" in result.stderr
+
+
+@pytest.mark.parametrize("module", ["iot_windows", "clickstream", "orders_routed"])
+def test_preview_runs_stateful_and_branching_topologies_without_a_broker(module: str) -> None:
+    samples = {"iot_windows": reading, "clickstream": click, "orders_routed": order}
+    topology = load_topology(str(ROOT / "topologies" / f"{module}.py"))
+    records = [orjson.dumps(samples[module](i)) for i in range(300)] + [b"not json"]
+    local = topology.with_connectors(source=ListSource(records, partitions=2))
+
+    result = preview(local, RunContext(app_id="preview-test"), limit=301, timeout_s=30)
+
+    assert result.records == 301
+    assert [n.name for n in result.nodes] == ["decode", *(n.name for n in topology.nodes if n.kind != "source")]
+    assert result.dead_letters is not None and b"not json" in result.dead_letters["raw"].to_pylist()
+    sinks = [n for n in result.nodes if n.kind == "sink"]
+    assert sinks and all(n.output is None or LINEAGE in n.output.column_names for n in sinks)
+    assert any(n.output is not None and n.output.num_rows for n in result.nodes if n.kind == "step")
