@@ -2,9 +2,10 @@
 
 ``JsonFormat`` lives in :mod:`stream_etl.decode` (and is exported by ``stream_etl``);
 this package adds :class:`CsvFormat`, :class:`JsonSchemaFormat`, :class:`AvroFormat`,
-:class:`ConfluentAvroFormat` (with the resolvers of :mod:`stream_etl.formats.registry`)
-and :func:`infer_schema`. The Avro formats need the ``avro`` extra (fastavro) and are
-imported lazily, so the rest works without it. See docs/FORMATS.md.
+:class:`ConfluentAvroFormat` (with the resolvers of :mod:`stream_etl.formats.registry`),
+:class:`ProtobufFormat` and :func:`infer_schema`. The Avro formats need the ``avro`` extra
+(fastavro), Protobuf the ``protobuf`` extra; they are imported lazily, so the rest works
+without them. See docs/FORMATS.md.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "DictResolver",
     "DirectoryResolver",
     "JsonSchemaFormat",
+    "ProtobufFormat",
     "RegistryResolver",
     "SchemaResolver",
     "avro_to_arrow",
@@ -38,4 +40,8 @@ def __getattr__(name: str) -> Any:
         from stream_etl.formats import avro
 
         return getattr(avro, name)
+    if name == "ProtobufFormat":
+        from stream_etl.formats.protobuf import ProtobufFormat
+
+        return ProtobufFormat
     raise AttributeError(name)

@@ -8,9 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_etl.decode import Decoded, Format
-from stream_etl.formats import AvroFormat, ConfluentAvroFormat, CsvFormat, DictResolver, JsonSchemaFormat
+from stream_etl.formats import (
+    AvroFormat,
+    ConfluentAvroFormat,
+    CsvFormat,
+    DictResolver,
+    JsonSchemaFormat,
+    ProtobufFormat,
+)
 from stream_etl.formats.avro import confluent_frame, encode
 from stream_etl.records import LINEAGE
+from tests.stream_etl.formats.test_protobuf import _order_class
 
 AVRO = {
     "type": "record",
@@ -32,6 +40,7 @@ FORMATS: list[Format] = [
     JsonSchemaFormat(JSON_SCHEMA),
     AvroFormat(AVRO),
     ConfluentAvroFormat(DictResolver({1: AVRO})),
+    ProtobufFormat(_order_class()),
 ]
 
 good_avro = st.builds(
