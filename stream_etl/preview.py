@@ -91,28 +91,21 @@ def _read(reader: SourceReader, limit: int, timeout_s: float) -> Batch | None:
     batcher = Batcher(BatchLimits(max_batch_records=limit))
     deadline = time.monotonic() + timeout_s
     ends: dict[SourcePartition, int] | None = None
+    last: dict[int, int] = {}  # partition id -> highest position read
     while batcher.records < limit and time.monotonic() < deadline:
         chunk = reader.poll(batcher.room(), timeout=min(0.5, max(deadline - time.monotonic(), 0.01)))
         if chunk is not None and len(chunk):
             batcher.add(chunk)
+            for pid, position in zip(chunk.pids, chunk.positions, strict=True):  # at most --limit records
+                last[pid] = max(last.get(pid, -1), position)
             continue
         if ends is None:
             ends = reader.end_positions()
-        if _reached(batcher, reader, ends):
+        if all(last.get(reader.registry.id_of(sp), -1) >= end - 1 for sp, end in ends.items()):
             break  # every partition read to its end: no more records to wait for
     if not batcher.records:
         return None
     return batcher.close(generation=0)
-
-
-def _reached(batcher: Batcher, reader: SourceReader, ends: dict[SourcePartition, int]) -> bool:
-    if not ends:
-        return True
-    batch_so_far = batcher._positions, batcher._pids  # noqa: SLF001 - read-only peek while batching
-    last: dict[int, int] = {}
-    for position, pid in zip(*batch_so_far, strict=True):  # at most --limit records
-        last[pid] = max(last.get(pid, -1), position)
-    return all(last.get(reader.registry.id_of(sp), -1) >= end - 1 for sp, end in ends.items())
 
 
 def _run(topology: Topology, ctx: RunContext, batch: Batch, reader: SourceReader) -> Preview:
