@@ -232,7 +232,7 @@ class ConfluentAvroFormat(Format):
         self.resolver = resolver
         self.reader_schema = reader_schema
         self.schema = avro_to_arrow(reader_schema) if reader_schema is not None else None
-        self._decoders: dict[int, _Decoder | None] = {}
+        self._decoders: dict[int, _Decoder] = {}
 
     @property
     def declares_schema(self) -> bool:
@@ -242,10 +242,15 @@ class ConfluentAvroFormat(Format):
         return f"ConfluentAvroFormat({self.resolver!r}, reader_schema={self.reader_schema is not None})"
 
     def _decoder(self, schema_id: int) -> _Decoder | None:
-        if schema_id not in self._decoders:
+        """The decoder for ``schema_id``; ids are immutable, so found ones are kept. An unknown id
+        is asked again in the next batch that holds it (it may have been registered since)."""
+        found = self._decoders.get(schema_id)
+        if found is None:
             writer = self.resolver.resolve(schema_id)
-            self._decoders[schema_id] = _Decoder(writer, self.reader_schema) if writer is not None else None
-        return self._decoders[schema_id]
+            if writer is None:
+                return None
+            found = self._decoders[schema_id] = _Decoder(writer, self.reader_schema)
+        return found
 
     def decode(self, values: Sequence[bytes | None]) -> Decoded:
         failures: list[Failure] = []

@@ -5,7 +5,8 @@ value *i* when no value holds a line break and Arrow returns exactly one row per
 value: the reader runs with ``newlines_in_values=False``, so a line break always
 ends a row (an unbalanced quote cannot swallow the next record) and Arrow skips
 only empty lines, which lowers the count. Otherwise the values are screened and
-bisected (:mod:`stream_etl.formats.splitting`).
+bisected (:mod:`stream_etl.formats.splitting`); a value with a line break inside
+(a quoted multi-line field) is parsed on its own, where it must make exactly one row.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class CsvFormat(Format):
         self.names = names
         self._read = pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 24)
         self._parse = pa_csv.ParseOptions(delimiter=delimiter, quote_char=quote_char, newlines_in_values=False)
+        self._parse_quoted = pa_csv.ParseOptions(delimiter=delimiter, quote_char=quote_char, newlines_in_values=True)
         self._convert = pa_csv.ConvertOptions(
             column_types=dict(zip(schema.names, schema.types, strict=True)) if schema is not None else None,
             null_values=list(null_values),
@@ -107,17 +109,33 @@ class CsvFormat(Format):
         failures: list[Failure] = []
         rows: list[int] = []
         clean: list[bytes] = []
+        multiline: list[tuple[int, bytes]] = []
         for row, value in enumerate(values):  # only for batches that hold a bad record
             problem = self._screen(value)
             if problem is not None:
                 failures.append(decode_failure(row, problem))
+                continue
+            assert value is not None  # noqa: S101 - screened
+            value = value.rstrip(b"\r\n")
+            if b"\n" in value or b"\r" in value:
+                multiline.append((row, value))  # a quoted line break: parsed on its own, never beside others
             else:
-                assert value is not None  # noqa: S101 - screened
                 rows.append(row)
-                clean.append(value.rstrip(b"\r\n"))
+                clean.append(value)
         parts = parse_or_bisect(rows, clean, self._parse_values, failures)
+        for row, value in multiline:
+            parts += parse_or_bisect([row], [value], self._parse_multiline, failures)
+        parts.sort(key=lambda part: part[0][0])
         failures.sort(key=lambda f: f.row)
         return Decoded(combine(parts), failures)
+
+    def _parse_multiline(self, values: Sequence[bytes]) -> pa.Table:
+        return pa_csv.read_csv(
+            pa.py_buffer(b"\n".join(values)),
+            read_options=self._read,
+            parse_options=self._parse_quoted,
+            convert_options=self._convert,
+        )
 
     def _screen(self, value: bytes | None) -> str | None:
         if value is None:

@@ -75,3 +75,16 @@ def test_empty_batch_and_bad_configuration() -> None:
         CsvFormat()
     with pytest.raises(ConfigurationError, match="unique"):
         CsvFormat(columns=["a", "a"])
+
+
+def test_a_quoted_line_break_stays_in_its_record_and_two_rows_in_one_record_are_refused() -> None:
+    decoded = CsvFormat(columns=["a", "b"]).decode([b'1,"two\nlines"', b"2,x", b"3,y\n4,z", b"5,w"])
+
+    assert decoded.table is not None
+    assert decoded.table.drop_columns([LINEAGE]).to_pylist() == [
+        {"a": 1, "b": "two\nlines"},
+        {"a": 2, "b": "x"},
+        {"a": 5, "b": "w"},
+    ]
+    assert decoded.table.column(LINEAGE).to_pylist() == [0, 1, 3]
+    assert [(f.row, f.message) for f in decoded.failures] == [(2, "value holds 2 records; expected exactly one")]
