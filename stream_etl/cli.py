@@ -185,6 +185,10 @@ def preview(
         list[str] | None,
         typer.Option("--arg", help="Job argument key=value, read in the module with job_args(). Repeatable."),
     ] = None,
+    check_sinks: Annotated[
+        bool,
+        typer.Option("--check-sinks", help="Also fit each sink's rows to its table's schema (reads the sinks)."),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Read a few records and show each step's output, schema and dead letters. Writes nothing.
@@ -199,7 +203,7 @@ def preview(
         args = _parse_args(arg or [])
         loaded = load_topology(topology, args=args)
         ctx = RunContext(app_id=check_app_id(app_id or loaded.name), settings=load_settings(), args=args)
-        result = run_preview(loaded, ctx, limit=limit, timeout_s=timeout)
+        result = run_preview(loaded, ctx, limit=limit, timeout_s=timeout, check_sinks=check_sinks)
     if json_output:
         out.print_json(json.dumps(_preview_json(result, rows), default=str))
         return

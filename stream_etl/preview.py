@@ -7,8 +7,10 @@ every step, and reports each step's output, schema and the records that failed
 there. Nothing is written: no sink is opened, no position or offset is stored, so
 a following ``run`` reads exactly what it would have read anyway.
 
-Stateful steps start from empty state (their stored state is not read), and the
-rows shown per sink are what reaches the sink before its schema policy applies.
+Stateful steps start from empty state (their stored state is not read). The rows
+shown per sink are what reaches the sink before its schema policy applies, unless
+``check_sinks`` (``--check-sinks``) opens the sinks to read their schemas and fit the
+rows as a run would; that reads the sinks and writes nothing.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from stream_etl.dead_letters import Failure, dead_letter_table
 from stream_etl.decode import DECODE_STEP
 from stream_etl.errors import ConfigurationError
 from stream_etl.records import LINEAGE, Batch, SourcePartition
+from stream_etl.sinks import Sink, SinkWriter
 from stream_etl.sources import SourceReader
 from stream_etl.topology import Topology
-from stream_etl.transforms import run_step
+from stream_etl.transforms import Step, run_step
 from stream_etl.transforms.stateful import BatchView, StatefulStep
 
 
@@ -64,8 +67,13 @@ class _NoStoredPositions:
         return {}
 
 
-def preview(topology: Topology, ctx: RunContext, *, limit: int = 10, timeout_s: float = 10.0) -> Preview:
-    """Read up to ``limit`` records (waiting at most ``timeout_s`` for them) and run the steps."""
+def preview(
+    topology: Topology, ctx: RunContext, *, limit: int = 10, timeout_s: float = 10.0, check_sinks: bool = False
+) -> Preview:
+    """Read up to ``limit`` records (waiting at most ``timeout_s`` for them) and run the steps.
+
+    ``check_sinks`` also opens each sink and fits its rows to the sink's current schema under
+    its policy (``sink:<name>`` dead letters), as a run would; sinks are only read, never written."""
     if limit < 1:
         msg = f"--limit must be at least 1, got {limit}"
         raise ConfigurationError(msg)
@@ -84,7 +92,30 @@ def preview(topology: Topology, ctx: RunContext, *, limit: int = 10, timeout_s: 
         reader.close()
     if batch is None:
         return Preview(0, [], None)
-    return _run(topology, ctx, batch, reader)
+    return _run(topology, ctx, batch, reader, check_sinks=check_sinks)
+
+
+class _Fit(Step):
+    """A sink's schema check, run like the run loop runs it (rows that do not fit -> dead letters)."""
+
+    kind = "conform"
+
+    def __init__(self, name: str, writer: SinkWriter) -> None:
+        super().__init__()
+        self.name = f"sink:{name}"
+        self.writer = writer
+        self.snapshot = writer.snapshot()
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        return self.writer.conform(table, self.snapshot)
+
+
+def _fit(name: str, sink: Sink, ctx: RunContext, rows: pa.Table, failures: list[Failure]) -> pa.Table | None:
+    writer = sink.open(ctx)
+    try:
+        return run_step(_Fit(name, writer), rows, failures)
+    finally:
+        writer.close()
 
 
 def _read(reader: SourceReader, limit: int, timeout_s: float) -> Batch | None:
@@ -108,7 +139,7 @@ def _read(reader: SourceReader, limit: int, timeout_s: float) -> Batch | None:
     return batcher.close(generation=0)
 
 
-def _run(topology: Topology, ctx: RunContext, batch: Batch, reader: SourceReader) -> Preview:
+def _run(topology: Topology, ctx: RunContext, batch: Batch, reader: SourceReader, *, check_sinks: bool) -> Preview:
     source_node = topology.source_node
     assert source_node.format is not None  # noqa: S101 - checked by preview()
     failures: list[Failure] = []
@@ -137,6 +168,7 @@ def _run(topology: Topology, ctx: RunContext, batch: Batch, reader: SourceReader
             results[node.id] = out
             nodes.append(NodePreview(node.name, "step", node.step.describe(), out, failures[before:]))
         elif node.kind == "sink" and node.sink is not None:
-            nodes.append(NodePreview(node.name, "sink", node.sink.describe(), parent))
+            out = _fit(node.name, node.sink, ctx, parent, failures) if check_sinks and parent is not None else parent
+            nodes.append(NodePreview(node.name, "sink", node.sink.describe(), out, failures[before:]))
     dead = dead_letter_table(batch, failures, reader.registry, app_id=ctx.app_id) if failures else None
     return Preview(len(batch), nodes, dead.drop_columns([LINEAGE]) if dead is not None else None)

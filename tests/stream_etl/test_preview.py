@@ -12,6 +12,7 @@ from typing import Any
 
 import confluent_kafka as ck
 import orjson
+import pyarrow as pa
 import pytest
 
 from connectors.kafka.admin import produce
@@ -105,3 +106,29 @@ def test_preview_runs_stateful_and_branching_topologies_without_a_broker(module:
     sinks = [n for n in result.nodes if n.kind == "sink"]
     assert sinks and all(n.output is None or LINEAGE in n.output.column_names for n in sinks)
     assert any(n.output is not None and n.output.num_rows for n in result.nodes if n.kind == "step")
+
+
+def test_check_sinks_fits_rows_to_the_table_under_its_policy_and_writes_nothing(
+    services: Services, table_uri: str
+) -> None:
+    from deltalake import DeltaTable, write_deltalake
+
+    from connectors.delta import DeltaSink
+    from stream_etl import Topology
+
+    write_deltalake(table_uri, pa.table({"id": pa.array([1], pa.int64())}), storage_options=services.storage_options())
+    topology = Topology("checked")
+    topology.source(ListSource([])).sink(DeltaSink(table_uri, schema_mode="strict"), name="events")
+    records = [b'{"id": 2}', b'{"id": 3, "coupon": "X"}', b'{"id": 4}']
+    local = topology.with_connectors(source=ListSource(records))
+    ctx = RunContext(app_id="checked", settings=services.settings())
+
+    unchecked = preview(local, ctx, limit=3, timeout_s=30)
+    checked = preview(local, ctx, limit=3, timeout_s=30, check_sinks=True)
+
+    assert unchecked.nodes[-1].output is not None and unchecked.nodes[-1].output.num_rows == 3
+    sink = checked.nodes[-1]
+    assert sink.output is not None and sink.output.column("id").to_pylist() == [2, 4]
+    assert [(f.row, f.step) for f in sink.failures] == [(1, "sink:events")]
+    assert checked.dead_letters is not None and checked.dead_letters["step"].to_pylist() == ["sink:events"]
+    assert DeltaTable(table_uri, storage_options=services.storage_options()).version() == 0
