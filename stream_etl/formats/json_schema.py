@@ -9,9 +9,10 @@ required, or a value of another type is refused there and dead-lettered by the
 bisecting slow path with Arrow's message. ``additionalProperties: false``
 dead-letters records with fields the schema does not name.
 
-Keywords that constrain values rather than types (``enum``, ``minimum``,
-``pattern``, ``format`` other than ``date-time``...) are not checked: use a
-``filter`` step for those.
+Local references (``"$ref": "#/$defs/Address"``) are inlined; ``enum`` / ``const``
+without a ``type`` take the type of their values. Keywords that constrain values
+rather than types (``enum`` values, ``minimum``, ``pattern``, ``format`` other than
+``date-time``...) are not checked: use a ``filter`` step for those.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _SCALARS: dict[str, pa.DataType] = {
 
 def json_schema_to_arrow(schema: Mapping[str, Any] | str | Path) -> pa.Schema:
     """The Arrow schema of objects valid under JSON Schema ``schema`` (a dict, JSON text or a file)."""
-    loaded = _load(schema)
+    loaded = _inline(_load(schema))
     if _types(loaded, "$")[0] != "object" or "properties" not in loaded:
         msg = "the JSON Schema must describe an object with properties at the top level"
         raise ConfigurationError(msg)
@@ -63,9 +64,46 @@ def _load(schema: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
     return schema
 
 
+def _inline(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` with its local references (``{"$ref": "#/$defs/Address"}``) replaced by their targets."""
+
+    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, seen) for item in node]
+        if not isinstance(node, Mapping):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            if not ref.startswith("#/"):
+                msg = f"JSON Schema reference {ref!r}: only local references (#/...) are supported"
+                raise ConfigurationError(msg)
+            if ref in seen:
+                msg = f"JSON Schema reference {ref!r} is recursive; Arrow columns need a finite shape"
+                raise ConfigurationError(msg)
+            target: Any = schema
+            for part in ref[2:].split("/"):
+                part = part.replace("~1", "/").replace("~0", "~")
+                if not isinstance(target, Mapping) or part not in target:
+                    msg = f"JSON Schema reference {ref!r} points nowhere"
+                    raise ConfigurationError(msg)
+                target = target[part]
+            return resolve(target, (*seen, ref))
+        return {key: resolve(value, seen) for key, value in node.items()}
+
+    definitions = ("$defs", "definitions")  # only what the properties use is inlined
+    return {key: value if key in definitions else resolve(value, ()) for key, value in schema.items()}
+
+
 def _types(node: Mapping[str, Any], path: str) -> tuple[str, bool]:
     """The node's one non-null type and whether null is allowed."""
     declared = node.get("type")
+    if declared is None and ("enum" in node or "const" in node):
+        values = node["enum"] if "enum" in node else [node["const"]]
+        names = {"bool": "boolean", "int": "integer", "float": "number", "str": "string", "NoneType": "null"}
+        kinds = {names.get(type(v).__name__, "object") for v in values}
+        if kinds >= {"integer", "number"}:
+            kinds.discard("integer")
+        declared = sorted(kinds)
     if declared is None and "properties" in node:
         declared = "object"
     if declared is None and "anyOf" in node:  # ["X", null] spelled as anyOf
@@ -144,7 +182,7 @@ class JsonSchemaFormat(JsonFormat):
     """
 
     def __init__(self, schema: Mapping[str, Any] | str | Path, **options: Any) -> None:
-        loaded = _load(schema)
+        loaded = _inline(_load(schema))
         strict = loaded.get("additionalProperties") is False
         super().__init__(json_schema_to_arrow(loaded), unexpected_fields="error" if strict else "ignore", **options)
         self.json_schema = loaded

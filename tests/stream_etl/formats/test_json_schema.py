@@ -80,3 +80,35 @@ def test_unsupported_schemas_fail_fast() -> None:
         json_schema_to_arrow({"type": "object", "properties": {}, "required": ["a"]})
     with pytest.raises(ConfigurationError, match="object with properties"):
         json_schema_to_arrow({"type": "string"})
+
+
+def test_local_references_are_inlined_and_enums_take_their_values_type() -> None:
+    schema = {
+        "type": "object",
+        "$defs": {"Address": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+        "properties": {
+            "home": {"$ref": "#/$defs/Address"},
+            "work": {"$ref": "#/$defs/Address"},
+            "status": {"enum": ["new", "paid", None]},
+            "version": {"const": 2},
+        },
+    }
+    city = pa.struct([pa.field("city", pa.string())])
+
+    assert json_schema_to_arrow(schema) == pa.schema(
+        [("home", city), ("work", city), ("status", pa.string()), ("version", pa.int64())]
+    )
+    decoded = JsonSchemaFormat(schema).decode([b'{"home": {"city": "Oslo"}, "status": "paid"}', b'{"work": {}}'])
+    assert decoded.table is not None
+    assert decoded.table.column("status").to_pylist() == ["paid"]
+    assert [f.message for f in decoded.failures] == ["required field 'work.city' is missing or null"]
+
+
+def test_bad_references_fail_fast() -> None:
+    loop = {"type": "object", "$defs": {"N": {"type": "object", "properties": {"next": {"$ref": "#/$defs/N"}}}}}
+    with pytest.raises(ConfigurationError, match="recursive"):
+        json_schema_to_arrow({**loop, "properties": {"n": {"$ref": "#/$defs/N"}}})
+    with pytest.raises(ConfigurationError, match="points nowhere"):
+        json_schema_to_arrow({"type": "object", "properties": {"n": {"$ref": "#/$defs/Missing"}}})
+    with pytest.raises(ConfigurationError, match="only local"):
+        json_schema_to_arrow({"type": "object", "properties": {"n": {"$ref": "https://example.com/s.json"}}})
