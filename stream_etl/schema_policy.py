@@ -82,9 +82,9 @@ def align(
             if not column_field.nullable:
                 rejected.append((_all(n), f"column {name!r} is NOT NULL in {where} but the record has no value"))
             continue
-        column = data[name].combine_chunks()
+        column: pa.Array | pa.ChunkedArray = data[name]  # chunks stay as they are unless cast
         if not column.type.equals(column_field.type):
-            column, failing = _cast(column, column_field.type)
+            column, failing = _cast(data[name].combine_chunks(), column_field.type)
             if failing is not None:
                 if rescue_column is not None:
                     original = data[name].combine_chunks()
@@ -96,7 +96,8 @@ def align(
                     )
                     rejected.append((failing, reason))
         if not column_field.nullable and column.null_count:
-            rejected.append((pc.is_null(column), f"column {name!r} is NOT NULL in {where} but the value is null"))
+            nulls = _array(pc.is_null(column))
+            rejected.append((nulls, f"column {name!r} is NOT NULL in {where} but the value is null"))
         columns[name] = column
     for name in data.column_names:
         if name in columns or pa.types.is_null(data[name].type):
@@ -104,9 +105,9 @@ def align(
         if mode == "merge":
             columns[name] = data[name]
             continue
-        present = pc.is_valid(data[name].combine_chunks())
-        if not pc.any(present).as_py():
+        if data[name].null_count == n:
             continue
+        present = _array(pc.is_valid(data[name]))
         if rescue_column is not None:
             rescued[name] = data[name].combine_chunks()
         else:
@@ -117,6 +118,10 @@ def align(
     if rescue_column is not None:
         columns[rescue_column] = _rescue_json(rescued, n)
     return Aligned(pa.table(columns), rejected)
+
+
+def _array(mask: pa.Array | pa.ChunkedArray) -> pa.BooleanArray:
+    return mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
 
 
 def _all(n: int) -> pa.BooleanArray:
