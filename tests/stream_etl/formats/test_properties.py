@@ -7,6 +7,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream_etl import Topology
 from stream_etl.decode import Decoded, Format
 from stream_etl.formats import (
     AvroFormat,
@@ -18,6 +19,7 @@ from stream_etl.formats import (
 )
 from stream_etl.formats.avro import confluent_frame, encode
 from stream_etl.records import LINEAGE
+from stream_etl.testing import ListSource, MemorySink, run_topology
 from tests.stream_etl.formats.test_protobuf import _order_class
 
 AVRO = {
@@ -72,3 +74,19 @@ def _accounted(decoded: Decoded, n: int) -> None:
 def test_every_format_accounts_for_every_value(batch: list[bytes | None]) -> None:
     for fmt in FORMATS:
         _accounted(fmt.decode(batch), len(batch))
+
+
+@settings(max_examples=25, deadline=None)
+@given(values, st.sampled_from(range(len(FORMATS))))
+def test_a_topology_over_any_format_accounts_for_every_record(batch: list[bytes | None], which: int) -> None:
+    fmt = FORMATS[which]
+    topology = Topology("prop", max_batch_records=7)
+    first = fmt.schema.names[0] if getattr(fmt, "schema", None) is not None else "a"  # type: ignore[attr-defined]
+    topology.source(ListSource([]), format=fmt).filter(f"{first} IS NOT NULL", name="keep").sink(MemorySink("out"))
+
+    result = run_topology(topology, batch, partitions=2)
+
+    stats = result.summary.stats
+    assert stats["records_in"] == len(batch)
+    assert stats["records_in"] == stats["written"] + stats["filtered"] + stats["dead_lettered"]
+    assert result.dead_letters.num_rows == stats["dead_lettered"]
