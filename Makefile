@@ -16,7 +16,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[all,test,dev]'
+	$(BIN)/pip install --quiet -e '.[all,test,dev,bench]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install stream-etl with every extra

@@ -4,7 +4,8 @@
 
 It joins the consumer group with ``subscribe`` and positions every assigned
 partition at the beginning in ``on_assign``, as the engine's KafkaReader does for
-partitions without a stored position, then calls ``consume(num_messages=...)``
+partitions without a stored position (with ``--assign``: it assigns every partition of
+the topic itself, no group join, as the engine's ``assignment="direct"`` does), then calls ``consume(num_messages=...)``
 until it has read ``--expected`` records. Per message it only looks at
 ``error()`` (end-of-partition events arrive as messages, as in the engine). It
 prints one JSON line of wall-clock timestamps (``time.time()``) on stdout; the
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-messages", type=int, default=20_000, help="num_messages of each consume() call")
     parser.add_argument("--poll-timeout", type=float, default=0.1, help="timeout of each consume() call (s)")
     parser.add_argument("--deadline", type=float, default=300.0, help="give up after this many seconds")
+    parser.add_argument("--assign", action="store_true", help="assign all partitions directly (no group join)")
     args = parser.parse_args(argv)
 
     imported_at = time.time()
@@ -44,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         report["partitions"] = sorted(tp.partition for tp in partitions)
 
     consumer = ck.Consumer(json.loads(args.config))
-    consumer.subscribe([args.topic], on_assign=on_assign)
+    if args.assign:
+        metadata = consumer.list_topics(args.topic, timeout=30)
+        partitions = sorted(metadata.topics[args.topic].partitions)
+        on_assign(consumer, [ck.TopicPartition(args.topic, p) for p in partitions])
+    else:
+        consumer.subscribe([args.topic], on_assign=on_assign)
 
     error_of = ck.Message.error
     num_messages, timeout, expected = args.num_messages, args.poll_timeout, args.expected

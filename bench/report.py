@@ -124,6 +124,19 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
     row("engine peak RSS (MB)", "peak_rss_mb", 1)
     row("engine CPU (s)", "e2e_cpu_s", 2)
     row("bare consumer peak RSS (MB)", "raw_peak_rss_mb", 1)
+    if "e2e_assign_rows_per_s" in results:
+        row("direct mode: bare consumer (msg/s)", "raw_consume_assign_msgs_per_s")
+        row("direct mode: engine e2e (rec/s)", "e2e_assign_rows_per_s")
+        row("direct mode: engine steady (rec/s)", "e2e_assign_steady_rows_per_s")
+        row("direct mode: ratio e2e / bare", "ratio_assign", 3)
+    if "freshness_p99_s" in results:
+        row("freshness p50 (s)", "freshness_p50_s", 3)
+        row("freshness p95 (s)", "freshness_p95_s", 3)
+        row("freshness p99 (s)", "freshness_p99_s", 3)
+    if "e2e_rich_rows_per_s" in results:
+        row("rich topology e2e (rec/s)", "e2e_rich_rows_per_s", 0)
+        row("rich topology, steady (rec/s)", "e2e_rich_steady_rows_per_s", 0)
+        row("rich / simple topology", "e2e_rich_vs_simple", 3)
     console.print(table)
 
     engine = results.get("engine_summary", {}).get("stats", {})

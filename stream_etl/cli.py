@@ -377,6 +377,7 @@ def produce(
     partitions: Annotated[int, typer.Option(min=1, help="Partitions when the topic is created.")] = 4,
     start: Annotated[int, typer.Option(min=0, help="Id of the first sample record.")] = 0,
     bad_every: Annotated[int, typer.Option(min=0, help="Make every n-th record malformed JSON (0: none).")] = 0,
+    rate: Annotated[float, typer.Option(min=0, help="Records per second (0: as fast as possible).")] = 0,
     file: Annotated[
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="Produce the lines of this file instead of samples."),
@@ -406,7 +407,9 @@ def produce(
             disable=not err.is_terminal,
         ) as progress:
             task = progress.add_task("produce", total=total)
-            sent = produce_values(bootstrap, topic, values, on_progress=lambda n: progress.update(task, completed=n))
+            sent = produce_values(
+                bootstrap, topic, values, on_progress=lambda n: progress.update(task, completed=n), rate=rate or None
+            )
     note = f" (created with {partitions} partitions)" if created else ""
     err.print(f"produced {sent:,} records to {topic}{note}")
 

@@ -114,3 +114,31 @@ def clicks(count: int, *, start: int = 0) -> Iterator[tuple[bytes, bytes]]:
     for i in range(start, start + count):
         value = click(i)
         yield value["user"].encode(), orjson.dumps(value)
+
+
+#: A wide event (~2 KB of JSON, 50 columns) for the benchmark's wide-record scenario.
+WIDE_SCHEMA = pa.schema(
+    [("id", pa.int64()), ("ts", pa.string())]
+    + [(f"label_{c:02d}", pa.string()) for c in range(16)]
+    + [(f"metric_{c:02d}", pa.float64()) for c in range(16)]
+    + [(f"count_{c:02d}", pa.int64()) for c in range(12)]
+    + [(f"flag_{c:02d}", pa.bool_()) for c in range(4)]
+)
+
+
+def wide(i: int) -> dict[str, Any]:
+    """The ``i``-th wide sample event."""
+    mixed = (i * 2654435761) % 4294967296
+    event: dict[str, Any] = {
+        "id": i,
+        "ts": (EPOCH + timedelta(milliseconds=i * 37)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+    for c in range(16):
+        event[f"label_{c:02d}"] = f"{COUNTRIES[(mixed >> c) % 8]}-{TAGS[(mixed >> (c + 3)) % 5]}-" + "x" * (60 + c)
+    for c in range(16):
+        event[f"metric_{c:02d}"] = round(((mixed >> c) % 1_000_000) / 997, 3)
+    for c in range(12):
+        event[f"count_{c:02d}"] = (mixed >> c) % 100_000
+    for c in range(4):
+        event[f"flag_{c:02d}"] = bool((mixed >> c) & 1)
+    return event

@@ -47,6 +47,9 @@ class Settings(BaseModel):
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
     s3_region: str = "us-east-1"
+    postgres_dsn: SecretStr | None = Field(
+        default=None, description="libpq connection string or URI for Postgres sinks (postgresql://user@host/db)"
+    )
     dev_dir: Path = Field(default=Path(".stream-etl/dev"), description="state of `stream-etl dev`")
 
     @classmethod

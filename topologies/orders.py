@@ -7,7 +7,9 @@
 
 Job arguments (``--arg key=value``): ``topic`` (default orders), ``table``
 (default s3://lake/orders), ``batch_records`` (records per micro-batch, default 100000),
-``partition_by`` (comma-separated partition columns, default country; empty for none).
+``partition_by`` (comma-separated partition columns, default country; empty for none),
+``assignment`` (``group``: join the consumer group, the default and how workers scale out;
+``direct``: one worker assigned every partition, no group join).
 """
 
 from connectors.delta import DeltaSink
@@ -15,11 +17,13 @@ from connectors.kafka import KafkaSource
 from stream_etl import JsonFormat, Topology, job_args
 from stream_etl.samples import ORDER_SCHEMA
 
-args = job_args(topic="orders", table="s3://lake/orders", batch_records="100000", partition_by="country")
+args = job_args(
+    topic="orders", table="s3://lake/orders", batch_records="100000", partition_by="country", assignment="group"
+)
 
 topology = Topology("orders", max_batch_records=int(args["batch_records"]))
 (
-    topology.source(KafkaSource(args["topic"]), format=JsonFormat(ORDER_SCHEMA))
+    topology.source(KafkaSource(args["topic"], assignment=args["assignment"]), format=JsonFormat(ORDER_SCHEMA))
     .filter("amount >= 0", name="valid_amount")
     .derive("amount_cents", "CAST(round(amount * 100) AS BIGINT)", name="amount_cents")
     .select("id", "user", "amount_cents", "country", "ts", "tags", name="project")

@@ -26,6 +26,8 @@ class Context:
     args: argparse.Namespace
     logs: Path
     main_figures: dict[str, Any]
+    #: bench.run.Produced: the topic's expected output and end offsets
+    produced: Any = None
 
 
 @dataclass
@@ -38,3 +40,22 @@ Scenario = Callable[[Context], Outcome]
 
 #: Scenarios in the order they run.
 SCENARIOS: list[tuple[str, Scenario]] = []
+
+
+def _register() -> None:
+    from bench.scenarios.freshness import freshness
+    from bench.scenarios.limits import limits
+    from bench.scenarios.postgres import postgres
+    from bench.scenarios.rich import rich
+    from bench.scenarios.wide import wide_records
+    from bench.scenarios.workers import two_workers
+
+    SCENARIOS.append(("limits", limits))
+    SCENARIOS.append(("rich", rich))
+    SCENARIOS.append(("freshness", freshness))
+    SCENARIOS.append(("wide", wide_records))
+    SCENARIOS.append(("workers", two_workers))
+    SCENARIOS.append(("postgres", postgres))
+
+
+_register()

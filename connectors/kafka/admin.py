@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -52,8 +53,12 @@ def produce(
     keys: Iterable[bytes | None] | None = None,
     options: dict[str, Any] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    rate: float | None = None,
 ) -> int:
-    """Produce ``values`` to ``topic`` (partitioned by key, else spread); returns the count."""
+    """Produce ``values`` to ``topic`` (partitioned by key, else spread); returns the count.
+
+    ``rate`` (records per second) paces the producer: it sends in 10 ms ticks, never ahead
+    of ``rate * elapsed``; without it, as fast as the broker takes them."""
     producer = ck.Producer({**BULK_PRODUCER_DEFAULTS, **(options or {}), "bootstrap.servers": bootstrap})
     failures: list[ck.KafkaError] = []
 
@@ -63,7 +68,11 @@ def produce(
 
     count = 0
     key_iter = iter(keys) if keys is not None else None
+    started = time.monotonic()
     for value in values:
+        if rate and count >= rate * (time.monotonic() - started):
+            producer.poll(0)
+            time.sleep(0.01)
         key = next(key_iter) if key_iter is not None else None
         while True:
             try:

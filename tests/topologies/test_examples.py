@@ -138,3 +138,27 @@ def test_orders_enriched_match_the_reference() -> None:
         "vat_cents",
         "ts",
     }
+
+
+def test_orders_rich_match_the_reference() -> None:
+    unique = [order(i) for i in range(3000)]
+    records = unique + [order(i) for i in range(2990, 3000)]  # re-sent orders, within the horizon
+    topology = load_topology(str(ROOT / "topologies" / "orders_rich.py"), args={"batch_records": "500"})
+
+    result = run_topology(topology, records)
+
+    with (ROOT / "topologies" / "data" / "countries.csv").open() as handle:
+        countries = {row["code"]: row for row in csv.DictReader(handle)}
+    expected = sorted(
+        (
+            o["id"],
+            countries[o["country"]]["region"],
+            cents := _sql_round(o["amount"] * 100),
+            _sql_round(cents * float(countries[o["country"]]["vat_rate"])),
+        )
+        for o in _dedupe(records, "id", timedelta(minutes=10))
+        if o["amount"] >= 0
+    )
+    got = sorted((r["id"], r["region"], r["amount_cents"], r["vat_cents"]) for r in result.output().to_pylist())
+    assert got == expected
+    assert result.summary.stats["filtered"] == len(records) - len(expected) > 10

@@ -1,0 +1,46 @@
+"""Limits measured in the same run: how fast this machine parses the sample JSON into Arrow
+(pyarrow.json, the engine's decoder) and writes Parquet (the Delta sink's file format),
+each on one thread, with nothing else in the way. The engine cannot beat these per core."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from bench.scenarios import Context, Outcome
+
+RECORDS = 200_000
+REPEAT = 3
+
+
+def limits(context: Context) -> Outcome:
+    import pyarrow as pa
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    from stream_etl.samples import ORDER_SCHEMA, orders
+
+    records = min(RECORDS, context.records)
+    buffer = b"\n".join(orders(records)) + b"\n"
+    options = pj.ParseOptions(explicit_schema=ORDER_SCHEMA)
+    read = pj.ReadOptions(use_threads=False, block_size=4 << 20)
+    parse_s, write_s = [], []
+    table = pa.table({})
+    for _ in range(REPEAT):
+        started = time.perf_counter()
+        table = pj.read_json(io.BytesIO(buffer), read_options=read, parse_options=options)
+        parse_s.append(time.perf_counter() - started)
+    for _ in range(REPEAT):
+        sink = io.BytesIO()
+        started = time.perf_counter()
+        pq.write_table(table, sink, compression="snappy")
+        write_s.append(time.perf_counter() - started)
+    parse, write = min(parse_s), min(write_s)
+    return Outcome(
+        figures={
+            "limit_json_parse_rows_per_s": round(records / parse, 1),
+            "limit_json_parse_mb_per_s": round(len(buffer) / 2**20 / parse, 1),
+            "limit_parquet_write_rows_per_s": round(records / write, 1),
+            "limit_parquet_write_mb_per_s": round(table.nbytes / 2**20 / write, 1),
+        }
+    )
