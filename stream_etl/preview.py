@@ -10,7 +10,8 @@ a following ``run`` reads exactly what it would have read anyway.
 Stateful steps start from empty state (their stored state is not read). The rows
 shown per sink are what reaches the sink before its schema policy applies, unless
 ``check_sinks`` (``--check-sinks``) opens the sinks to read their schemas and fit the
-rows as a run would; that reads the sinks and writes nothing.
+rows as a run would; only sinks whose ``opens_read_only`` is true (Delta) are checked,
+so nothing is written.
 """
 
 from __future__ import annotations
@@ -168,7 +169,11 @@ def _run(topology: Topology, ctx: RunContext, batch: Batch, reader: SourceReader
             results[node.id] = out
             nodes.append(NodePreview(node.name, "step", node.step.describe(), out, failures[before:]))
         elif node.kind == "sink" and node.sink is not None:
-            out = _fit(node.name, node.sink, ctx, parent, failures) if check_sinks and parent is not None else parent
-            nodes.append(NodePreview(node.name, "sink", node.sink.describe(), out, failures[before:]))
+            description, out = node.sink.describe(), parent
+            if check_sinks and not node.sink.opens_read_only:
+                description += " (not checked: opening this sink may write to it)"
+            elif check_sinks and parent is not None:
+                out = _fit(node.name, node.sink, ctx, parent, failures)
+            nodes.append(NodePreview(node.name, "sink", description, out, failures[before:]))
     dead = dead_letter_table(batch, failures, reader.registry, app_id=ctx.app_id) if failures else None
     return Preview(len(batch), nodes, dead.drop_columns([LINEAGE]) if dead is not None else None)

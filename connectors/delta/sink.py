@@ -61,6 +61,9 @@ class DeltaSink(Sink):
     The full rules: :mod:`stream_etl.schema_policy` and docs/FORMATS.md.
     """
 
+    #: Opening loads the table's log; snapshot and conform only read it.
+    opens_read_only = True
+
     def __init__(
         self,
         uri: str,

@@ -132,3 +132,16 @@ def test_check_sinks_fits_rows_to_the_table_under_its_policy_and_writes_nothing(
     assert [(f.row, f.step) for f in sink.failures] == [(1, "sink:events")]
     assert checked.dead_letters is not None and checked.dead_letters["step"].to_pylist() == ["sink:events"]
     assert DeltaTable(table_uri, storage_options=services.storage_options()).version() == 0
+
+
+def test_check_sinks_leaves_sinks_that_may_write_when_opened_unchecked() -> None:
+    from stream_etl import Topology
+    from stream_etl.testing import MemorySink
+
+    topology = Topology("unchecked")
+    topology.source(ListSource([b'{"id": 1}'])).sink(MemorySink("out"))
+
+    result = preview(topology, RunContext(app_id="unchecked"), limit=1, timeout_s=30, check_sinks=True)
+
+    assert result.nodes[-1].description.endswith("(not checked: opening this sink may write to it)")
+    assert result.nodes[-1].output is not None and result.nodes[-1].output.num_rows == 1
