@@ -45,20 +45,28 @@ def amount_cents(amount: float) -> int:
     return int(rounded if scaled >= 0 else -rounded)
 
 
-def transform(order: dict[str, Any]) -> dict[str, Any] | None:
-    """One order in, the projected row out, or ``None`` when the filter drops it: the same
-    per-record function for every peer whose API is per record."""
+def keep(order: dict[str, Any]) -> bool:
+    """The filter: ``amount >= 0`` (a missing amount is dropped, as SQL drops NULL)."""
     amount = order["amount"]
-    if amount is None or amount < 0:
-        return None
+    return amount is not None and amount >= 0
+
+
+def project(order: dict[str, Any]) -> dict[str, Any]:
+    """Derive ``amount_cents`` and keep :data:`COLUMNS`."""
     return {
         "id": order["id"],
         "user": order["user"],
-        "amount_cents": amount_cents(amount),
+        "amount_cents": amount_cents(order["amount"]),
         "country": order["country"],
         "ts": order["ts"],
         "tags": order["tags"],
     }
+
+
+def transform(order: dict[str, Any]) -> dict[str, Any] | None:
+    """Filter, derive and project in one call: the projected row, or ``None`` when the filter
+    drops the order (for APIs with a filter-map step)."""
+    return project(order) if keep(order) else None
 
 
 @dataclass(frozen=True)

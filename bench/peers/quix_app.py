@@ -1,7 +1,7 @@
 """Quix Streams (quixstreams) -> Delta: run by the suite with the peer's own virtualenv.
 
-One Application, one StreamingDataFrame: filter, derive, project per record (Quix's API is per
-record), and a custom sink (subclass of ``BaseSink``) that buffers the rows between checkpoints
+One Application, one StreamingDataFrame: ``filter`` then ``apply`` (derive and project) per
+record (Quix's API is per record), and a custom sink (subclass of ``BaseSink``) that buffers the rows between checkpoints
 and writes them with one ``write_deltalake`` call per checkpoint (``BatchingSink`` would write
 one commit per topic partition). Checkpoints every ``commit_every`` records (default 100,000,
 the engine's batch) or ``commit_interval`` seconds (Quix's default 5 s). The sink stops the
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from peer_common import COLUMNS, DeltaWriter, amount_cents, load_config
+from peer_common import DeltaWriter, keep, load_config, project
 from quixstreams import Application
 from quixstreams.sinks import BaseSink
 
@@ -56,9 +56,7 @@ def main() -> None:
     sink = DeltaSink(writer)
     sink.app = app
     sdf = app.dataframe(app.topic(config.topic, value_deserializer="json"))
-    sdf = sdf.filter(lambda order: order["amount"] is not None and order["amount"] >= 0)
-    sdf["amount_cents"] = sdf["amount"].apply(amount_cents)
-    sdf = sdf[list(COLUMNS)]
+    sdf = sdf.filter(keep).apply(project)
     sdf.sink(sink)
     app.run()
     writer.report(settings=settings)
