@@ -3,13 +3,14 @@ the entries of bench/results/peers.json. Nothing here touches a process or a ser
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
 
 from bench.checks import Expected, verify_table
-from bench.peers.peer_common import COLUMNS
+from bench.peers.peer_common import COLUMNS, REPORT_MARKER
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,16 @@ def verify_output(table: pa.Table, expected: Expected, *, written: int | None) -
     if written is not None and written != expected.rows:
         problems.append(f"the app reports {written:,} rows written, expected {expected.rows:,}")
     return problems
+
+
+def read_report(stdout: str) -> dict[str, Any]:
+    """The last report an app printed (``PEER-REPORT {json}``), or ``{}``."""
+    for line in reversed(stdout.splitlines()):
+        at = line.find(REPORT_MARKER)
+        if at >= 0:
+            found: dict[str, Any] = json.loads(line[at + len(REPORT_MARKER) :])
+            return found
+    return {}
 
 
 def failed_entry(name: str, package: str, version: str, stage: str, error: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from bench.peers.results import (
     fastest,
     peer_commits,
     rates,
+    read_report,
     verify_output,
 )
 from bench.peers.venvs import PEERS, Peer, ensure_venv
@@ -128,8 +129,7 @@ def measure_peer(
         measured = run_measured(
             command, env=stack.child_environment(), cwd=ROOT, stdout=out, stderr=err, timeout_s=args.timeout
         )
-    lines = [line for line in out_path.read_text().splitlines() if line.startswith("{")]
-    report: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+    report = read_report(out_path.read_text())
     problems: list[str] = []
     if measured.timed_out:
         problems.append(f"killed after {args.timeout:.0f}s")

@@ -31,6 +31,8 @@ class Peer:
     app: str
     #: the package's own extra to install with it (``bytewax[kafka]``)
     extra: str = ""
+    #: more requirements the peer needs for this workload
+    also: tuple[str, ...] = ()
     #: shared packages the peer pins itself (left to pip's resolver)
     unpinned: tuple[str, ...] = ()
     #: what the app writes: a Delta table, or files (Parquet/CSV) when it has no free Delta writer
@@ -52,7 +54,7 @@ class Peer:
         shared = [f"{name}=={metadata.version(name)}" for name in SHARED if name not in self.unpinned]
         shared += [name for name in SHARED if name in self.unpinned]
         extra = f"[{self.extra}]" if self.extra else ""
-        return [f"{self.package}{extra}=={self.version}", *shared]
+        return [f"{self.package}{extra}=={self.version}", *self.also, *shared]
 
 
 PEERS: dict[str, Peer] = {
@@ -60,7 +62,8 @@ PEERS: dict[str, Peer] = {
     for peer in (
         Peer("quix", "quixstreams", "3.28.1", "quix_app.py"),
         Peer("bytewax", "bytewax", "0.21.1", "bytewax_app.py", extra="kafka"),
-        Peer("faust", "faust-streaming", "0.15.3", "faust_app.py"),
+        # aiokafka reads lz4-compressed batches (the producer's codec) only with its lz4 extra.
+        Peer("faust", "faust-streaming", "0.15.3", "faust_app.py", also=("aiokafka[lz4]",)),
         # Pathway pins pyarrow below the project's version: pip picks one that fits.
         Peer("pathway", "pathway", "0.33.0", "pathway_app.py", unpinned=("pyarrow",)),
     )
