@@ -244,7 +244,7 @@ def suite(args: argparse.Namespace) -> int:
         "partition_records": produced.ends,
         "peers": entries,
         "fastest": best,
-        "engine": engine_comparison(latest, best),
+        "engine": engine_comparison(latest, best, args.records),
         "ok": all(e.get("verified") for e in entries.values()),
         "machine": machine_info(ROOT),
     }
