@@ -72,6 +72,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="records per Delta write where the peer lets the app choose (default 100000, the engine's batch)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/peers.json", help="results file")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PEER.KEY=VALUE",
+        help="override one of a peer's settings, e.g. bytewax.batch_size=1000 or quix.commit_every=50000 "
+        "(VALUE is JSON, else a string; repeatable)",
+    )
     parser.add_argument("--setup-only", action="store_true", help="create the virtualenvs and stop")
     parser.add_argument(
         "--wait-quiet",
@@ -87,9 +95,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not names:
         parser.error(f"--peers: unknown {unknown}; choose from {', '.join(PEERS)}")
     args.peers = names
+    try:
+        args.settings = peer_settings(args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.records < 1 or args.partitions < 1 or args.batch_rows < 1:
         parser.error("--records, --partitions and --batch-rows must be >= 1")
     return args
+
+
+def peer_settings(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["bytewax.batch_size=1000"]`` -> ``{"bytewax": {"batch_size": 1000}}``."""
+    found: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, _, rest = item.partition(".")
+        key, eq, raw = rest.partition("=")
+        if name not in PEERS or not key or not eq:
+            msg = f"--set {item!r}: expected PEER.KEY=VALUE with PEER one of {', '.join(PEERS)}"
+            raise ValueError(msg)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        found.setdefault(name, {})[key] = value
+    return found
 
 
 def kafka_options(stack: Stack) -> dict[str, str]:
@@ -122,6 +151,7 @@ def measure_peer(
         "group": f"peers-{peer.name}-{run_id}",
         "expected_rows": expected.rows,
         "batch_rows": args.batch_rows,
+        "settings": args.settings.get(peer.name, {}),
     }
     command = [str(peer.python), str(peer.app_path), "--config", json.dumps(config)]
     out_path, err_path = logs / f"{peer.name}.out", logs / f"{peer.name}.err"
