@@ -3,7 +3,8 @@
 A dataflow with one worker (``cli_main(flow, workers_per_process=1)``, what ``python -m
 bytewax.run -w 1`` calls): ``KafkaSource`` (one librdkafka consumer per partition, assigned, no
 consumer group; ``tail=False`` ends the flow at the end of every partition) with the engine's
-fetch tuning through ``add_config``, then ``map`` (orjson), ``filter``, ``map`` (derive and
+fetch tuning through ``add_config`` and Bytewax's default ``batch_size=1000`` messages per poll
+(10,000 was no faster here: 54-41k vs 68-70k rows/s on 200k records), then ``map`` (orjson), ``filter``, ``map`` (derive and
 project) per record, and a custom ``DynamicSink`` whose partition buffers rows and writes them
 with ``write_deltalake`` every ``batch_rows`` rows and once more when the flow closes.
 """
@@ -50,7 +51,7 @@ class DeltaSink(DynamicSink[dict[str, Any]]):
 
 def main() -> None:
     config = load_config()
-    settings = {"batch_size": 10_000, "workers_per_process": 1, "tail": False, **config.settings}
+    settings = {"batch_size": 1000, "workers_per_process": 1, "tail": False, **config.settings}
     writer = DeltaWriter(config)
     flow = Dataflow("orders")
     source = KafkaSource(
