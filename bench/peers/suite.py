@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.checks import SampleValues
+from bench.peers.peer_common import COLUMNS
 from bench.peers.results import (
-    COLUMNS,
     engine_comparison,
     failed_entry,
     fastest,
