@@ -65,7 +65,15 @@ PEERS: dict[str, Peer] = {
         # aiokafka reads lz4-compressed batches (the producer's codec) only with its lz4 extra.
         Peer("faust", "faust-streaming", "0.15.3", "faust_app.py", also=("aiokafka[lz4]",)),
         # Pathway pins pyarrow below the project's version: pip picks one that fits.
-        Peer("pathway", "pathway", "0.33.0", "pathway_app.py", unpinned=("pyarrow",)),
+        # Its Delta writer needs a licence key: the app writes through its Python callback.
+        Peer(
+            "pathway",
+            "pathway",
+            "0.33.0",
+            "pathway_app.py",
+            unpinned=("pyarrow",),
+            writes="delta, through pw.io.subscribe (pw.io.deltalake.write needs a licence key)",
+        ),
     )
 }
 
