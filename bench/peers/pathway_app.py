@@ -58,6 +58,7 @@ def main() -> None:
         json_field_paths={"order_id": "/id"},
         mode=settings["mode"],
         autocommit_duration_ms=settings["autocommit_duration_ms"],
+        max_backlog_size=settings.get("max_backlog_size"),
     )
     kept = orders.filter(pw.this.amount >= 0)
     out = kept.select(
