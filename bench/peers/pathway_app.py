@@ -20,7 +20,7 @@ from typing import Any
 os.environ.setdefault("PATHWAY_THREADS", "1")
 
 import pathway as pw  # noqa: E402 - PATHWAY_THREADS is read at import
-from peer_common import DeltaWriter, load_config  # noqa: E402
+from peer_common import DeltaWriter, PeerConfig, load_config  # noqa: E402
 
 
 class Order(pw.Schema):
@@ -33,8 +33,9 @@ class Order(pw.Schema):
     tags: list[str]
 
 
-def main() -> None:
-    config = load_config()
+def pipeline(config: PeerConfig) -> tuple[pw.Table, dict[str, Any]]:
+    """The topic read with the engine's librdkafka options, filtered, derived and projected:
+    Pathway's native operators. Also returns the settings used."""
     settings: dict[str, Any] = {
         "mode": "streaming",
         "autocommit_duration_ms": 1500,
@@ -47,9 +48,6 @@ def main() -> None:
         "group.id": config.group,
         "auto.offset.reset": "earliest",
     }
-    writer = DeltaWriter(config)
-    rows: list[dict[str, Any]] = []
-
     orders = pw.io.kafka.read(
         rdkafka,
         config.topic,
@@ -69,6 +67,14 @@ def main() -> None:
         ts=pw.this.ts,
         tags=pw.this.tags,
     )
+    return out, {**settings, "rdkafka": config.kafka}
+
+
+def main() -> None:
+    config = load_config()
+    out, settings = pipeline(config)
+    writer = DeltaWriter(config)
+    rows: list[dict[str, Any]] = []
 
     def on_change(key: Any, row: dict[str, Any], time: int, is_addition: bool) -> None:
         if is_addition:
@@ -93,12 +99,12 @@ def main() -> None:
         if len(rows) >= config.batch_rows or writer.written + len(rows) >= config.expected_rows:
             flush()
         if writer.done:  # a streaming read never ends by itself
-            writer.report(settings={**settings, "rdkafka": config.kafka})
+            writer.report(settings=settings)
             os._exit(0)
 
     pw.io.subscribe(out, on_change=on_change, on_time_end=on_time_end, on_end=flush)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
-    writer.report(settings={**settings, "rdkafka": config.kafka})
+    writer.report(settings=settings)
 
 
 if __name__ == "__main__":

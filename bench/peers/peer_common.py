@@ -86,6 +86,8 @@ class PeerConfig:
     group: str
     expected_rows: int
     batch_rows: int = 100_000
+    #: where a peer that writes files (not Delta) puts them
+    output_path: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
 
 

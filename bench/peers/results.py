@@ -43,6 +43,34 @@ def peer_commits(history: list[dict[str, Any]]) -> PeerCommits:
     )
 
 
+def file_commits(report: dict[str, Any]) -> PeerCommits:
+    """The writes of a peer that writes a file, from its app's report: when the first data
+    rows appeared in the file (and how many), and its last modification time."""
+    return PeerCommits(
+        versions=1,
+        first_at=report.get("first_write_at"),
+        last_at=report.get("last_write_at"),
+        first_rows=int(report.get("first_rows") or 0),
+        rows=int(report.get("written") or 0),
+    )
+
+
+def csv_rows(table: pa.Table) -> tuple[pa.Table | None, list[str]]:
+    """The rows of a CSV written by Pathway (``pw.io.csv.write``): every ``diff`` must be +1
+    (an insertion); ``order_id`` is ``id``; the ``time`` and ``diff`` columns go."""
+    import pyarrow.compute as pc
+
+    names = table.column_names
+    if "diff" not in names or "order_id" not in names:
+        return None, [f"the file has the columns {names}, expected order_id, ..., time, diff"]
+    problems = []
+    retractions = table.num_rows - int(pc.sum(pc.equal(table["diff"], 1)).as_py() or 0)
+    if retractions:
+        problems.append(f"{retractions:,} rows of the file are not insertions (diff != 1)")
+    kept = table.drop_columns([c for c in ("time", "diff") if c in names])
+    return kept.rename_columns(["id" if c == "order_id" else c for c in kept.column_names]), problems
+
+
 def rates(
     records: int, launched_at: float, first_at: float | None, last_at: float | None, first_rows: int, rows: int
 ) -> dict[str, float | None]:

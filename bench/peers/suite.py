@@ -30,12 +30,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from bench.checks import SampleValues
 from bench.peers.peer_common import COLUMNS
 from bench.peers.results import (
+    PeerCommits,
+    csv_rows,
     engine_comparison,
     failed_entry,
     fastest,
+    file_commits,
     peer_commits,
     rates,
     read_report,
@@ -134,8 +139,6 @@ def measure_peer(
     stack: Stack, produced: Any, peer: Peer, versions: dict[str, str], args: argparse.Namespace, run_id: str, logs: Path
 ) -> dict[str, Any]:
     """Run one peer's app over the produced topic in a fresh process, then check its table."""
-    from deltalake import DeltaTable
-
     from bench.run import Phase
 
     expected = produced.expected
@@ -152,6 +155,7 @@ def measure_peer(
         "expected_rows": expected.rows,
         "batch_rows": args.batch_rows,
         "settings": args.settings.get(peer.name, {}),
+        "output_path": "" if peer.writes_delta else str(logs / f"{peer.name}.csv"),
     }
     command = [str(peer.python), str(peer.app_path), "--config", json.dumps(config)]
     out_path, err_path = logs / f"{peer.name}.out", logs / f"{peer.name}.err"
@@ -168,14 +172,11 @@ def measure_peer(
     elif not report:
         problems.append("the app printed no report")
 
-    commits = peer_commits([])
-    output = None
-    try:
-        table = DeltaTable(table_uri, storage_options=storage_options)
-        commits = peer_commits(table.history())
-        output = table.to_pyarrow_dataset().to_table()
-    except Exception as exc:  # noqa: BLE001 - no table is a finding about the peer
-        problems.append(f"cannot read the table {table_uri}: {exc}")
+    if peer.writes_delta:
+        commits, output, read_problems = read_delta(table_uri, storage_options)
+    else:
+        commits, output, read_problems = read_file_output(Path(config["output_path"]), report)
+    problems += read_problems
     if output is not None:
         problems += verify_output(output, expected, written=report.get("written"))
     figures = rates(
@@ -201,11 +202,38 @@ def measure_peer(
         "cores_used": round(measured.cpu_s / measured.wall_s, 2) if measured.wall_s else None,
         "threads_cpu_s": measured.threads_cpu_s,
         "machine_during_run": phase.report(measured),
-        "table": table_uri,
+        "table": table_uri if peer.writes_delta else config["output_path"],
         "rows": output.num_rows if output is not None else None,
         "columns": list(COLUMNS),
         "logs": {"stdout": str(out_path), "stderr": str(err_path)},
     }
+
+
+def read_delta(table_uri: str, storage_options: dict[str, str]) -> tuple[PeerCommits, pa.Table | None, list[str]]:
+    """A Delta-writing peer's commits and table."""
+    from deltalake import DeltaTable
+
+    try:
+        table = DeltaTable(table_uri, storage_options=storage_options)
+        return peer_commits(table.history()), table.to_pyarrow_dataset().to_table(), []
+    except Exception as exc:  # noqa: BLE001 - no table is a finding about the peer
+        return peer_commits([]), None, [f"cannot read the table {table_uri}: {exc}"]
+
+
+def read_file_output(path: Path, report: dict[str, Any]) -> tuple[PeerCommits, pa.Table | None, list[str]]:
+    """A CSV-writing peer's writes (as its app saw the file grow) and its rows; the file is
+    deleted once read (1M rows are ~100 MB)."""
+    import pyarrow.csv as pa_csv
+
+    commits = file_commits(report)
+    try:
+        table = pa_csv.read_csv(path)
+    except Exception as exc:  # noqa: BLE001 - no file is a finding about the peer
+        return commits, None, [f"cannot read {path}: {exc}"]
+    finally:
+        path.unlink(missing_ok=True)
+    output, problems = csv_rows(table)
+    return commits, output, problems
 
 
 def setup(names: list[str]) -> dict[str, dict[str, str] | str]:

@@ -37,10 +37,16 @@ class Peer:
     unpinned: tuple[str, ...] = ()
     #: what the app writes: a Delta table, or files (Parquet/CSV) when it has no free Delta writer
     writes: str = "delta"
+    #: the virtualenv it runs in, when it shares another peer's
+    venv_name: str = ""
 
     @property
     def venv(self) -> Path:
-        return VENVS / self.name
+        return VENVS / (self.venv_name or self.name)
+
+    @property
+    def writes_delta(self) -> bool:
+        return self.writes.startswith("delta")
 
     @property
     def python(self) -> Path:
@@ -74,6 +80,16 @@ PEERS: dict[str, Peer] = {
             unpinned=("pyarrow",),
             writes="delta, through pw.io.subscribe (pw.io.deltalake.write needs a licence key)",
         ),
+        # The same pipeline with Pathway's native CSV writer (a local file), in the same venv.
+        Peer(
+            "pathway-csv",
+            "pathway",
+            "0.33.0",
+            "pathway_csv_app.py",
+            unpinned=("pyarrow",),
+            writes="csv, a local file through pw.io.csv.write (not Delta)",
+            venv_name="pathway",
+        ),
     )
 }
 
@@ -86,7 +102,7 @@ def python311() -> str:
     return found
 
 
-def ensure_venv(peer: Peer, *, log: object = None) -> dict[str, str]:
+def ensure_venv(peer: Peer) -> dict[str, str]:
     """Create the peer's virtualenv and install it, unless the same requirements are already
     installed there (a stamp file holds them). Returns the installed versions of the peer and
     the shared packages. Raises ``RuntimeError`` with pip's output when something fails."""

@@ -205,3 +205,33 @@ def test_bytewax_runs_for_real(services: Any, tmp_path: Path) -> None:
     assert entry["settings"]["batch_size"] == 1000 and entry["settings"]["add_config"]["fetch.queue.backoff.ms"] == "10"
     assert found["fastest"]["peer"] == "bytewax"
     assert "bytewax" in done.stdout
+
+
+def test_csv_rows_of_pathways_writer() -> None:
+    written = pa.table(
+        {
+            "order_id": [1, 2],
+            "user": ["a", "b"],
+            "amount_cents": [100, 250],
+            "country": ["DE", "FR"],
+            "ts": ["t", "t"],
+            "tags": ['("x",)', "()"],
+            "time": [10, 12],
+            "diff": [1, 1],
+        }
+    )
+    rows, problems = results.csv_rows(written)
+    assert problems == [] and rows is not None
+    assert rows.column_names == list(COLUMNS) and rows["id"].to_pylist() == [1, 2]
+    retracted = written.set_column(7, "diff", pa.array([1, -1]))
+    assert results.csv_rows(retracted)[1] == ["1 rows of the file are not insertions (diff != 1)"]
+    assert results.csv_rows(written.drop_columns(["diff"]))[0] is None
+
+
+def test_file_commits_from_the_apps_report() -> None:
+    report = {"written": 990, "first_write_at": 104.0, "first_rows": 495, "last_write_at": 106.0}
+    commits = results.file_commits(report)
+    assert (commits.first_at, commits.last_at, commits.first_rows, commits.rows) == (104.0, 106.0, 495, 990)
+    figures = results.rates(1000, 100.0, commits.first_at, commits.last_at, commits.first_rows, commits.rows)
+    assert figures["rows_per_s"] == 166.7 and figures["steady_rows_per_s"] == 250.0
+    assert results.file_commits({}).last_at is None
