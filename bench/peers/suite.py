@@ -1,6 +1,6 @@
 """`make bench-peers`: Python stream processors side by side on the engine's benchmark workload.
 
-    python -m bench.peers [--peers quix,bytewax,faust,pathway] [--records 1000000]
+    python -m bench.peers [--peers quix,bytewax,faust,pathway,pathway-csv] [--records 1000000]
                           [--partitions 4] [--out bench/results/peers.json]
 
 Installs each peer into its own virtualenv under bench/.peers/<peer>/ (once; nothing is
@@ -8,7 +8,8 @@ downloaded while measuring), starts a local Tansu + SeaweedFS (bench.stack), pro
 sample orders into a fresh topic like `make bench` does, then runs each peer's app
 (bench/peers/<peer>_app.py) in a fresh process with that virtualenv's python: read the topic
 from the beginning, keep amount >= 0, derive amount_cents, project, write a Delta table on the
-local S3. Each is measured like the engine (launch -> last Delta commit; steady state after the
+local S3 (pathway-csv: the same Pathway pipeline with its native CSV writer, into a local
+file; Pathway's Delta writer needs a licence key). Each is measured like the engine (launch -> last Delta commit; steady state after the
 first commit), its table is checked, and the results go to --out. A peer that fails to install
 or run is recorded with its error. See bench/peers/README.md.
 
