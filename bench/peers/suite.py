@@ -303,6 +303,7 @@ def suite(args: argparse.Namespace) -> int:
         "partition_records": produced.ends,
         "peers": entries,
         "fastest": best,
+        "fastest_delta": fastest({n: e for n, e in entries.items() if str(e.get("writes", "")).startswith("delta")}),
         "engine": engine_comparison(latest, best, args.records),
         "ok": all(e.get("verified") for e in entries.values()),
         "machine": machine_info(ROOT),
