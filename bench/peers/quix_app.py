@@ -59,7 +59,7 @@ def main() -> None:
     sdf = sdf.filter(keep).apply(project)
     sdf.sink(sink)
     app.run()
-    writer.report(settings=settings)
+    writer.report(settings={**settings, "consumer_extra_config": config.kafka})
 
 
 if __name__ == "__main__":

@@ -141,6 +141,7 @@ def measure_peer(
 ) -> dict[str, Any]:
     """Run one peer's app over the produced topic in a fresh process, then check its table."""
     from bench.run import Phase
+    from connectors.kafka.config import redacted
 
     expected = produced.expected
     table_uri = f"s3://{stack.bucket}/peers-{run_id}/{peer.name}"
@@ -160,9 +161,12 @@ def measure_peer(
     }
     command = [str(peer.python), str(peer.app_path), "--config", json.dumps(config)]
     out_path, err_path = logs / f"{peer.name}.out", logs / f"{peer.name}.err"
+    # Its own working directory: Quix (state/) and Faust (<app>-data/) write there.
+    workdir = logs / f"{peer.name}-work"
+    workdir.mkdir(exist_ok=True)
     with out_path.open("wb") as out, err_path.open("wb") as err, Phase(stack) as phase:
         measured = run_measured(
-            command, env=stack.child_environment(), cwd=ROOT, stdout=out, stderr=err, timeout_s=args.timeout
+            command, env=stack.child_environment(), cwd=workdir, stdout=out, stderr=err, timeout_s=args.timeout
         )
     report = read_report(out_path.read_text())
     problems: list[str] = []
@@ -195,7 +199,7 @@ def measure_peer(
         "exit_s": round(measured.wall_s, 3),
         "verified": output is not None and not problems,
         "problems": problems,
-        "settings": report.get("settings", {}),
+        "settings": {k: redacted(v) if isinstance(v, dict) else v for k, v in report.get("settings", {}).items()},
         "commits": commits.as_dict(),
         "app_report": {k: v for k, v in report.items() if k != "settings"},
         "peak_rss_mb": round(measured.peak_rss_bytes / MB, 1),
