@@ -714,6 +714,10 @@ def bench(args: argparse.Namespace) -> int:
     history = None if args.no_history or args.profile is not None or problems else args.history
     write_results(results, args.out, history)
     print_summary(results)
+    if args.out.name == "latest.json":
+        from bench.markdown import render
+
+        log(f"report: {render(args.out.parent)}")
     log(f"results: {args.out}" + (f" (+1 line in {history})" if history else "") + f"; process logs in {logs}")
     return 0 if not problems else 1
 
