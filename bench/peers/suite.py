@@ -320,10 +320,10 @@ def suite(args: argparse.Namespace) -> int:
 
 def print_table(results: dict[str, Any]) -> None:
     print(f"\n{results['records']:,} records, {results['partitions']} partitions, one worker each")
-    print(f"{'peer':<10} {'version':<10} {'rows/s':>10} {'steady':>10} {'first':>7} {'total':>7} {'RSS MB':>7}  ok")
+    print(f"{'peer':<12} {'version':<10} {'rows/s':>10} {'steady':>10} {'first':>7} {'total':>7} {'RSS MB':>7}  ok")
     for name, e in results["peers"].items():
         print(
-            f"{name:<10} {e.get('version') or '-':<10} {_n(e.get('rows_per_s')):>10} "
+            f"{name:<12} {e.get('version') or '-':<10} {_n(e.get('rows_per_s')):>10} "
             f"{_n(e.get('steady_rows_per_s')):>10} {_n(e.get('first_commit_s'), 1):>7} {_n(e.get('total_s'), 1):>7} "
             f"{_n(e.get('peak_rss_mb')):>7}  {'yes' if e.get('verified') else 'NO: ' + '; '.join(e['problems'])[:200]}"
         )
