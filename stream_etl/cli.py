@@ -31,7 +31,7 @@ from stream_etl.context import RunContext, check_app_id
 from stream_etl.devstack import DevStack
 from stream_etl.errors import ConfigurationError, StreamEtlError
 from stream_etl.metrics import RunStats
-from stream_etl.settings import Settings, parse_options
+from stream_etl.settings import Settings, parse_options, read_config_file
 
 app = typer.Typer(
     help="Streaming ETL from Kafka into Delta Lake, exactly once, on Arrow micro-batches.",
@@ -50,6 +50,9 @@ out = Console()
 err = Console(stderr=True)
 log = logging.getLogger("stream_etl")
 
+#: Settings from ``--config FILE``, under the environment's (set by the app callback).
+_config_values: dict[str, str] = {}
+
 
 def _version(value: bool) -> None:
     if value:
@@ -65,6 +68,15 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Settings file (TOML, or KEY=value lines) under the STREAM_ETL_* environment; must be chmod 600.",
+            envvar="STREAM_ETL_CONFIG",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     logging.basicConfig(
         level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -77,6 +89,10 @@ def _main(
         pa.set_memory_pool(pa.system_memory_pool())
     for noisy in ("deltalake", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _config_values.clear()
+    if config is not None:
+        with _errors():
+            _config_values.update(read_config_file(config))
 
 
 @contextmanager
@@ -93,8 +109,8 @@ def _errors() -> Iterator[None]:
 
 
 def load_settings() -> Settings:
-    """Settings from the environment; endpoints of a running `dev up` stack fill what is unset."""
-    settings = Settings.from_environment()
+    """Settings from the environment over ``--config``; a running `dev up` stack fills what is unset."""
+    settings = Settings.from_environment(config=_config_values)
     if settings.kafka_bootstrap_servers or settings.s3_endpoint_url:
         return settings
     state = DevStack(settings.dev_dir).load()
@@ -102,7 +118,7 @@ def load_settings() -> Settings:
         return settings
     # The stack's endpoints, under whatever else the environment sets (options, region...).
     environment = {k: v for k, v in os.environ.items() if k.startswith("STREAM_ETL_") and v}
-    return Settings.from_environment({**state.environment(), **environment})
+    return Settings.from_environment({**state.environment(), **environment}, config=_config_values)
 
 
 def _parse_args(items: list[str]) -> dict[str, str]:
@@ -303,7 +319,13 @@ def produce(
             disable=not err.is_terminal,
         ) as progress:
             task = progress.add_task("produce", total=total)
-            sent = produce_values(bootstrap, topic, values, on_progress=lambda n: progress.update(task, completed=n))
+            sent = produce_values(
+                bootstrap,
+                topic,
+                values,
+                options=settings.kafka_config(),
+                on_progress=lambda n: progress.update(task, completed=n),
+            )
     note = f" (created with {partitions} partitions)" if created else ""
     err.print(f"produced {sent:,} records to {topic}{note}")
 
@@ -361,7 +383,10 @@ def table_show(
 
 def _stack(state_dir: Path | None, kafka_port: int = 9092, s3_port: int = 8333, bucket: str = "lake") -> DevStack:
     return DevStack(
-        state_dir or Settings.from_environment().dev_dir, kafka_port=kafka_port, s3_port=s3_port, bucket=bucket
+        state_dir or Settings.from_environment(config=_config_values).dev_dir,
+        kafka_port=kafka_port,
+        s3_port=s3_port,
+        bucket=bucket,
     )
 
 
