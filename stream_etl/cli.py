@@ -50,6 +50,9 @@ out = Console()
 err = Console(stderr=True)
 log = logging.getLogger("stream_etl")
 
+#: Default for ``run --shutdown-timeout``: below Kubernetes' 30 s termination grace period.
+SHUTDOWN_TIMEOUT_S = 20.0
+
 #: Settings from ``--config FILE``, under the environment's (set by the app callback).
 _config_values: dict[str, str] = {}
 
@@ -144,6 +147,14 @@ def run(
         typer.Option("--arg", help="Job argument key=value, read in the module with job_args(). Repeatable."),
     ] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    shutdown_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            envvar="STREAM_ETL_SHUTDOWN_TIMEOUT_S",
+            help="Seconds a SIGTERM/Ctrl-C may take to finish the batch in hand before the process exits anyway.",
+        ),
+    ] = SHUTDOWN_TIMEOUT_S,
 ) -> None:
     """Run a topology: consume, transform, commit to its sinks exactly once."""
     from stream_etl.loader import load_topology
@@ -164,7 +175,7 @@ def run(
 
             faults.arm(os.environ["STREAM_ETL_FAULT"])
         _tune_garbage_collector()
-        with _signals(loop.stop), _progress(until_caught_up) as on_batch:
+        with _signals(loop.stop, shutdown_timeout), _progress(until_caught_up) as on_batch:
             loop.on_batch = on_batch
             try:
                 summary = loop.run()
@@ -196,22 +207,37 @@ def _tune_garbage_collector() -> None:
 
 
 @contextmanager
-def _signals(stop: Callable[[], None]) -> Iterator[None]:
-    """First SIGTERM/SIGINT: finish the batch in hand and exit. Second: exit now."""
+def _signals(stop: Callable[[], None], timeout_s: float = SHUTDOWN_TIMEOUT_S) -> Iterator[None]:
+    """First SIGTERM/SIGINT: finish the batch in hand and exit, within ``timeout_s``. Second: exit now.
+
+    Exiting without finishing is as safe as a crash: every commit is atomic, and the
+    batch that was not committed is read again by the next run (docs/RELIABILITY.md)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     seen = {"count": 0}
+    timers: list[threading.Timer] = []
+
+    def force(reason: str) -> None:
+        err.print(f"[red]{reason}: exiting now; uncommitted records are read again on the next run[/red]")
+        sys.stderr.flush()
+        os._exit(130)  # every commit is atomic: exiting now cannot harm a table
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         seen["count"] += 1
+        name = signal.Signals(signum).name
         if seen["count"] == 1:
             err.print(
-                f"[yellow]{signal.Signals(signum).name}: finishing the current batch, then stopping (again to force)[/yellow]"
+                f"[yellow]{name}: finishing the current batch, then stopping "
+                f"(within {timeout_s:g}s; {name} again to force)[/yellow]"
             )
             stop()
+            watchdog = threading.Timer(timeout_s, force, args=(f"not stopped within {timeout_s:g}s",))
+            watchdog.daemon = True
+            watchdog.start()
+            timers.append(watchdog)
         else:
-            os._exit(130)  # every commit is atomic: exiting now cannot harm a table
+            force(f"second {name}")
 
     previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -219,6 +245,8 @@ def _signals(stop: Callable[[], None]) -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        for timer in timers:
+            timer.cancel()
 
 
 @contextmanager
