@@ -3,7 +3,8 @@
 For the shutdown and backpressure tests: each commit to the table first sleeps
 ``commit_delay_s``, like a sink that cannot keep up. Job arguments: ``topic``,
 ``table``, ``commit_delay_s`` (default 0), ``fast_commits`` (commits made before the
-delay starts, default 0), ``batch_records`` (default 100000), ``max_batch_bytes`` (default 64 MiB).
+delay starts, default 0), ``batch_records`` (default 100000), ``max_batch_bytes`` (default 64 MiB),
+``max_in_flight_bytes`` (default: the engine's), ``prefetch_batches`` (default 1).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ args = job_args(
     fast_commits="0",
     batch_records="100000",
     max_batch_bytes=str(64 << 20),
+    max_in_flight_bytes="",
+    prefetch_batches="1",
 )
 
 
@@ -43,7 +46,11 @@ class SlowDeltaSink(DeltaSink):
 
 
 topology = Topology(
-    "slow_sink", max_batch_records=int(args["batch_records"]), max_batch_bytes=int(args["max_batch_bytes"])
+    "slow_sink",
+    max_batch_records=int(args["batch_records"]),
+    max_batch_bytes=int(args["max_batch_bytes"]),
+    max_in_flight_bytes=int(args["max_in_flight_bytes"]) if args["max_in_flight_bytes"] else None,
+    prefetch_batches=int(args["prefetch_batches"]),
 )
 (
     topology.source(KafkaSource(args["topic"], metadata=("partition", "offset")), format=JsonFormat(ORDER_SCHEMA))
