@@ -14,7 +14,7 @@ import pytest
 
 from connectors.kafka.admin import produce
 from stream_etl.samples import orders
-from tests.e2e.workers import ROOT, start_worker, table_version
+from tests.e2e.workers import ROOT, read_table, run_worker, start_worker, table_version
 from tests.services import Services
 
 SLOW = str(ROOT / "tests" / "e2e" / "slow_sink_topology.py")
@@ -37,7 +37,7 @@ ARGS = {
 #: the in-flight records as Python objects and Arrow copies, and librdkafka's queue.
 ALLOWANCE = 4 * IN_FLIGHT + QUEUED_KBYTES * 1024 + COMPRESSION * FETCH_MAX
 
-pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
+pytestmark = pytest.mark.timeout(900)
 
 
 def _run_and_sample(
@@ -78,6 +78,7 @@ def _run_and_sample(
     return peak, stats
 
 
+@pytest.mark.slow
 def test_a_slow_sink_pauses_the_source_and_memory_stays_within_the_budget(
     services: Services, topic: Callable[..., str], unique: str, tmp_path: Path
 ) -> None:
@@ -96,3 +97,29 @@ def test_a_slow_sink_pauses_the_source_and_memory_stays_within_the_budget(
     assert peak <= base_peak + ALLOWANCE, (
         f"RSS grew {(peak - base_peak) / MB:.0f} MB over the small backlog's, allowed {ALLOWANCE / MB:.0f} MB"
     )
+
+
+@pytest.mark.timeout(300)
+def test_a_paused_source_still_catches_up_exactly_once(
+    services: Services, topic: Callable[..., str], unique: str, tmp_path: Path
+) -> None:
+    """Pausing and resuming partitions (and their end-of-partition events) loses and repeats nothing."""
+    name = topic(partitions=4)
+    total = 30_000
+    produce(services.kafka_bootstrap, name, orders(total))
+    uri = f"s3://{services.bucket}/{unique}/table"
+    args = {
+        "topic": name,
+        "table": uri,
+        "batch_records": "2000",
+        "max_batch_bytes": str(256 * 1024),
+        "max_in_flight_bytes": str(256 * 1024),
+        "commit_delay_s": "0.2",
+    }
+
+    summary = run_worker(services, app_id=unique, args=args, log=tmp_path / "w.log", topology=SLOW)
+
+    assert summary["stats"]["source_pauses"] > 0
+    table = read_table(uri, services)
+    assert table is not None
+    assert sorted(table["id"].to_pylist()) == list(range(total))
