@@ -200,3 +200,11 @@ class _Listener(AssignmentListener):
 
     def resume_cursors(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, str]:
         return {}
+
+
+def test_options_holding_secrets_are_redacted_in_the_config_repr() -> None:
+    source = KafkaSource("t", options={"sasl.password": "opt-secret", "client.rack": "r1"})
+
+    assert "opt-secret" not in repr(source.config) and "opt-secret" not in str(source.config)
+    assert "client.rack" in repr(source.config)
+    assert source.config.options["sasl.password"] == "opt-secret"
