@@ -9,6 +9,7 @@ delay starts, default 0), ``batch_records`` (default 100000), ``max_batch_bytes`
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -30,11 +31,15 @@ args = job_args(
 )
 
 
+log = logging.getLogger("stream_etl.slow_sink")
+
+
 class SlowDeltaWriter(DeltaWriter):
     commits = 0
 
     def commit(self, *commit_args: Any, **kwargs: Any) -> Any:
         if self.commits >= int(args["fast_commits"]):
+            log.info("slow commit %d: sleeping %s s", self.commits + 1, args["commit_delay_s"])
             time.sleep(float(args["commit_delay_s"]))
         self.commits += 1
         return super().commit(*commit_args, **kwargs)

@@ -70,15 +70,16 @@ def test_sigterm_during_a_slow_commit_finishes_the_batch_and_exits_cleanly(
 ) -> None:
     name = topic(partitions=PARTITIONS)
     produce(services.kafka_bootstrap, name, orders(TOTAL))
-    args = {"topic": name, "table": table_uri, "commit_delay_s": "1", "batch_records": "1000"}
+    args = {"topic": name, "table": table_uri, "commit_delay_s": "2", "batch_records": "1000"}
     log = tmp_path / "w.log"
     worker = _start(services, unique, args, log)
-    _wait_for(lambda: table_version(table_uri, services) >= 1, 120, log)
+    _wait_for(lambda: "slow commit 3: sleeping" in log.read_text(), 120, log)  # the third batch is committing
 
     worker.send_signal(signal.SIGTERM)
 
     assert worker.wait(timeout=120) == 0, log.read_text()[-3000:]
     assert "finishing the current batch" in log.read_text()
+    assert table_version(table_uri, services) >= 2, "the batch in hand was not finished"
     rows = _committed_prefix_only(table_uri, services, name, unique)
     assert 0 < rows < TOTAL
     _finish_and_check_exactly_once(services, name, table_uri, unique, tmp_path, args)
@@ -94,7 +95,7 @@ def test_a_stop_that_takes_too_long_or_a_second_sigterm_exits_at_once_without_ha
     args = {"topic": name, "table": table_uri, "commit_delay_s": "600", "fast_commits": "2", "batch_records": "1000"}
     log = tmp_path / "w.log"
     worker = _start(services, unique, args, log, STREAM_ETL_SHUTDOWN_TIMEOUT_S="1" if force == "timeout" else "600")
-    _wait_for(lambda: table_version(table_uri, services) >= 1, 120, log)
+    _wait_for(lambda: "slow commit 3: sleeping 600" in log.read_text(), 120, log)  # in the middle of a commit
 
     worker.send_signal(signal.SIGTERM)
     if force == "second-sigterm":
