@@ -31,7 +31,7 @@ ARGS = {
     "max_batch_bytes": str(4 * MB),
     "max_in_flight_bytes": str(IN_FLIGHT),
     "prefetch_batches": "16",
-    "commit_delay_s": "0.5",  # the slow sink: ~40k records/s at most
+    "commit_delay_s": "1",  # the slow sink: ~20k records/s at most
 }
 #: What may come on top of the same worker's peak with a small backlog (docs/RELIABILITY.md):
 #: the in-flight records as Python objects and Arrow copies, and librdkafka's queue.
