@@ -31,7 +31,7 @@ from stream_etl.context import RunContext, check_app_id
 from stream_etl.devstack import DevStack
 from stream_etl.errors import ConfigurationError, StreamEtlError
 from stream_etl.metrics import RunStats
-from stream_etl.settings import Settings, parse_options
+from stream_etl.settings import Settings, parse_options, read_config_file
 
 app = typer.Typer(
     help="Streaming ETL from Kafka into Delta Lake, exactly once, on Arrow micro-batches.",
@@ -50,6 +50,12 @@ out = Console()
 err = Console(stderr=True)
 log = logging.getLogger("stream_etl")
 
+#: Default for ``run --shutdown-timeout``: below Kubernetes' 30 s termination grace period.
+SHUTDOWN_TIMEOUT_S = 20.0
+
+#: Settings from ``--config FILE``, under the environment's (set by the app callback).
+_config_values: dict[str, str] = {}
+
 
 def _version(value: bool) -> None:
     if value:
@@ -65,6 +71,15 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Settings file (TOML, or KEY=value lines) under the STREAM_ETL_* environment; must be chmod 600.",
+            envvar="STREAM_ETL_CONFIG",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     logging.basicConfig(
         level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -77,6 +92,10 @@ def _main(
         pa.set_memory_pool(pa.system_memory_pool())
     for noisy in ("deltalake", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _config_values.clear()
+    if config is not None:
+        with _errors():
+            _config_values.update(read_config_file(config))
 
 
 @contextmanager
@@ -93,8 +112,8 @@ def _errors() -> Iterator[None]:
 
 
 def load_settings() -> Settings:
-    """Settings from the environment; endpoints of a running `dev up` stack fill what is unset."""
-    settings = Settings.from_environment()
+    """Settings from the environment over ``--config``; a running `dev up` stack fills what is unset."""
+    settings = Settings.from_environment(config=_config_values)
     if settings.kafka_bootstrap_servers or settings.s3_endpoint_url:
         return settings
     state = DevStack(settings.dev_dir).load()
@@ -102,7 +121,7 @@ def load_settings() -> Settings:
         return settings
     # The stack's endpoints, under whatever else the environment sets (options, region...).
     environment = {k: v for k, v in os.environ.items() if k.startswith("STREAM_ETL_") and v}
-    return Settings.from_environment({**state.environment(), **environment})
+    return Settings.from_environment({**state.environment(), **environment}, config=_config_values)
 
 
 def _parse_args(items: list[str]) -> dict[str, str]:
@@ -128,6 +147,14 @@ def run(
         typer.Option("--arg", help="Job argument key=value, read in the module with job_args(). Repeatable."),
     ] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    shutdown_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            envvar="STREAM_ETL_SHUTDOWN_TIMEOUT_S",
+            help="Seconds a SIGTERM/Ctrl-C may take to finish the batch in hand before the process exits anyway.",
+        ),
+    ] = SHUTDOWN_TIMEOUT_S,
 ) -> None:
     """Run a topology: consume, transform, commit to its sinks exactly once."""
     from stream_etl.loader import load_topology
@@ -148,7 +175,7 @@ def run(
 
             faults.arm(os.environ["STREAM_ETL_FAULT"])
         _tune_garbage_collector()
-        with _signals(loop.stop), _progress(until_caught_up) as on_batch:
+        with _signals(loop.stop, shutdown_timeout), _progress(until_caught_up) as on_batch:
             loop.on_batch = on_batch
             try:
                 summary = loop.run()
@@ -283,22 +310,37 @@ def _tune_garbage_collector() -> None:
 
 
 @contextmanager
-def _signals(stop: Callable[[], None]) -> Iterator[None]:
-    """First SIGTERM/SIGINT: finish the batch in hand and exit. Second: exit now."""
+def _signals(stop: Callable[[], None], timeout_s: float = SHUTDOWN_TIMEOUT_S) -> Iterator[None]:
+    """First SIGTERM/SIGINT: finish the batch in hand and exit, within ``timeout_s``. Second: exit now.
+
+    Exiting without finishing is as safe as a crash: every commit is atomic, and the
+    batch that was not committed is read again by the next run (docs/RELIABILITY.md)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     seen = {"count": 0}
+    timers: list[threading.Timer] = []
+
+    def force(reason: str) -> None:
+        err.print(f"[red]{reason}: exiting now; uncommitted records are read again on the next run[/red]")
+        sys.stderr.flush()
+        os._exit(130)  # every commit is atomic: exiting now cannot harm a table
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         seen["count"] += 1
+        name = signal.Signals(signum).name
         if seen["count"] == 1:
             err.print(
-                f"[yellow]{signal.Signals(signum).name}: finishing the current batch, then stopping (again to force)[/yellow]"
+                f"[yellow]{name}: finishing the current batch, then stopping "
+                f"(within {timeout_s:g}s; {name} again to force)[/yellow]"
             )
             stop()
+            watchdog = threading.Timer(timeout_s, force, args=(f"not stopped within {timeout_s:g}s",))
+            watchdog.daemon = True
+            watchdog.start()
+            timers.append(watchdog)
         else:
-            os._exit(130)  # every commit is atomic: exiting now cannot harm a table
+            force(f"second {name}")
 
     previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -306,6 +348,8 @@ def _signals(stop: Callable[[], None]) -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        for timer in timers:
+            timer.cancel()
 
 
 @contextmanager
@@ -408,7 +452,12 @@ def produce(
         ) as progress:
             task = progress.add_task("produce", total=total)
             sent = produce_values(
-                bootstrap, topic, values, on_progress=lambda n: progress.update(task, completed=n), rate=rate or None
+                bootstrap,
+                topic,
+                values,
+                options=settings.kafka_config(),
+                on_progress=lambda n: progress.update(task, completed=n),
+                rate=rate or None,
             )
     note = f" (created with {partitions} partitions)" if created else ""
     err.print(f"produced {sent:,} records to {topic}{note}")
@@ -473,7 +522,7 @@ def _stack(
     kinesis_port: int | None = None,
 ) -> DevStack:
     return DevStack(
-        state_dir or Settings.from_environment().dev_dir,
+        state_dir or Settings.from_environment(config=_config_values).dev_dir,
         kafka_port=kafka_port,
         s3_port=s3_port,
         bucket=bucket,

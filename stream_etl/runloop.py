@@ -226,17 +226,21 @@ class RunLoop:
                     self._refresh_reached(sinks[0].writer)
                 continue
             batch = prepared.batch
-            with fetcher.commit_lock:
-                if batch.generation < max(fetcher.generation, self._min_generation):
-                    self.stats.stale_batches += 1
-                    continue
-                try:
-                    self._process(prepared, fetcher, reader, sinks, dead)
-                except PositionConflict as exc:
-                    log.warning("another writer moved the stored positions (%s); re-seeking", exc)
-                    self.stats.conflicts += 1
-                    self._min_generation = batch.generation + 1
-                    fetcher.request_reseek()
+            try:
+                with fetcher.commit_lock:
+                    if batch.generation < max(fetcher.generation, self._min_generation):
+                        self.stats.stale_batches += 1
+                        continue
+                    try:
+                        self._process(prepared, fetcher, reader, sinks, dead)
+                    except PositionConflict as exc:
+                        log.warning("another writer moved the stored positions (%s); re-seeking", exc)
+                        self.stats.conflicts += 1
+                        self._min_generation = batch.generation + 1
+                        fetcher.request_reseek()
+            finally:
+                fetcher.release(batch)  # its bytes leave the in-flight budget: the source may resume
+                self.stats.source_pauses = fetcher.pauses
         return False
 
     def _process(

@@ -76,6 +76,17 @@ class SourceReader(ABC):
         read, once each was seen at its end; None while some are not (any thread)."""
         return None
 
+    #: True when :meth:`pause` really stops the flow, so the fetch thread may keep
+    #: polling while the next stage is behind.
+    pausable: bool = False
+
+    def pause(self) -> None:  # noqa: B027 - optional hook
+        """Stop fetching from the assigned partitions (backpressure); ``poll`` keeps serving
+        callbacks and returns nothing new. Sources without the notion do nothing."""
+
+    def resume(self) -> None:  # noqa: B027 - optional hook
+        """Fetch again after :meth:`pause`, from the position after the last record returned."""
+
     def commit(self, positions: dict[SourcePartition, int]) -> None:  # noqa: B027 - optional hook
         """Record progress in the source itself (Kafka group offsets), for lag tooling only."""
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.delta.config import diagnose_s3, is_s3, storage_options
+from connectors.delta.writable import writable
 from stream_etl.context import RunContext
 from stream_etl.errors import (
     ConfigurationError,
@@ -217,7 +218,7 @@ class DeltaWriter(SinkWriter):
         Rows that cannot be fitted raise :class:`RowsRejected` naming just them (with the rest kept),
         so they are dead-lettered with step ``sink:<name>`` and the others are committed."""
         lineage = table[LINEAGE]
-        data = table.drop_columns([LINEAGE])
+        data = writable(table.drop_columns([LINEAGE]), snapshot.schema)
         rescue = self.sink.rescue_column
         if snapshot.schema is None:
             missing = [c for c in self.sink.partition_by if c not in data.column_names]

@@ -307,6 +307,24 @@ class KafkaReader(SourceReader):
     def assignment(self) -> list[SourcePartition]:
         return sorted(self._assigned)
 
+    pausable = True
+
+    def pause(self) -> None:
+        """Pause every assigned partition: librdkafka stops fetching and drops what it had
+        prefetched for them; :meth:`resume` fetches again from the last record returned."""
+        self._pause_resume(self.consumer.pause)
+
+    def resume(self) -> None:
+        self._pause_resume(self.consumer.resume)
+
+    def _pause_resume(self, action: Any) -> None:
+        partitions = [ck.TopicPartition(sp.stream, int(sp.partition)) for sp in self._assigned]
+        if partitions:
+            try:
+                action(partitions)
+            except ck.KafkaException as exc:  # a partition revoked meanwhile: the next call sees the new set
+                log.debug("pause/resume of %s failed: %s", [str(p) for p in self._assigned], exc)
+
     def end_positions(self) -> dict[SourcePartition, int]:
         return self._true_ends(self._all_partitions())
 

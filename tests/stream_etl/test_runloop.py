@@ -536,6 +536,43 @@ def test_a_slow_sink_stops_the_source_being_read_ahead_beyond_the_pipeline() -> 
     assert sorted(sink.table()["id"].to_pylist()) == list(range(50 * batch))
 
 
+def test_max_in_flight_bytes_bounds_the_read_ahead_of_a_blocked_sink() -> None:
+    """The in-flight byte budget stops reading sooner than the queues alone would."""
+    batch = 1_000
+    records = [{"id": i} for i in range(50 * batch)]
+    source = _ObservedSource(records)
+    sink = _BlockedSink("out")
+    budget = 2 * 12 * batch  # about two batches of {"id": nnnnn} values
+    topology = Topology(
+        "bounded",
+        max_batch_records=batch,
+        max_batch_bytes=budget,
+        max_in_flight_bytes=budget,
+        prefetch_batches=4,
+        dead_letters=MemorySink("dead"),
+    )
+    topology.source(source).sink(sink)
+    loop = RunLoop(topology, RunContext(app_id="bounded", mode="until_caught_up"))
+    runner = threading.Thread(target=loop.run)
+    runner.start()
+    try:
+        assert sink.entered.wait(timeout=10)
+        time.sleep(1.0)  # give the fetch stage every chance to run ahead
+        assert source.reader is not None
+        read = sum(source.reader._cursor)
+        # the budget (~2 batches), plus the batch it was crossed in
+        assert read <= 3 * batch, f"read {read} records ahead of a blocked sink"
+    finally:
+        sink.release.set()
+        runner.join(timeout=60)
+    assert sorted(sink.table()["id"].to_pylist()) == list(range(50 * batch))
+
+
+def test_max_in_flight_bytes_must_hold_a_batch() -> None:
+    with pytest.raises(ConfigurationError, match="max_in_flight_bytes .* must be >= max_batch_bytes"):
+        Topology("small", max_batch_bytes=1000, max_in_flight_bytes=999)
+
+
 def test_cursors_are_committed_with_positions_and_handed_back_on_resume() -> None:
     sink, dead = MemorySink("out"), MemorySink("dead")
 
