@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from stream_etl import __version__
+from stream_etl.catalog import TableCatalog
 from stream_etl.context import RunContext, check_app_id
 from stream_etl.devstack import DevStack
 from stream_etl.errors import ConfigurationError, StreamEtlError
@@ -141,6 +142,7 @@ def run(
             settings=load_settings(),
             mode="until_caught_up" if until_caught_up else "continuous",
             args=args,
+            catalog=_catalog_hook(),
         )
         loop = RunLoop(loaded, ctx)
         if os.environ.get("STREAM_ETL_FAULT"):  # reliability tests: crash at a named point
@@ -167,6 +169,15 @@ def run(
         )
     else:
         _print_summary(summary.stats, summary.sinks, caught_up=summary.caught_up)
+
+
+def _catalog_hook() -> TableCatalog | None:
+    """The control plane's catalog, when a job's supervisor (or the user) names a catalog database."""
+    if not os.environ.get("STREAM_ETL_CATALOG_DATABASE"):
+        return None
+    from stream_etl.control.hook import from_environment
+
+    return from_environment(os.environ)
 
 
 def _tune_garbage_collector() -> None:
