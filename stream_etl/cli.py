@@ -29,6 +29,7 @@ from rich.table import Table
 from stream_etl import __version__
 from stream_etl.catalog import TableCatalog
 from stream_etl.context import RunContext, check_app_id
+from stream_etl.control import cli as control_cli
 from stream_etl.devstack import DevStack
 from stream_etl.errors import ConfigurationError, StreamEtlError
 from stream_etl.metrics import RunStats
@@ -428,6 +429,9 @@ def dev_status(state_dir: StateDir = None) -> None:
     out.print_json(json.dumps(status))
     if not status["running"]:
         raise typer.Exit(1)
+
+
+control_cli.register(app)  # catalog, connections, jobs, runs, tokens, api, worker (imports nothing heavy)
 
 
 def main() -> None:

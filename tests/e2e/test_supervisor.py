@@ -1,0 +1,143 @@
+"""The worker supervisor against the real broker and S3: a SIGKILLed worker is restarted
+and the run still ends SUCCEEDED exactly once; out of retries, the run ends FAILED."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from connectors.kafka.admin import produce
+from stream_etl.control.catalog import Catalog
+from stream_etl.control.connections import Connections
+from stream_etl.control.jobs import FINISHED, Jobs, RunInfo, parse_spec
+from stream_etl.control.secrets import SecretBox
+from stream_etl.control.store import Store
+from stream_etl.samples import orders
+from tests.e2e.workers import ORDERS, ROOT, assert_same_orders, read_table, table_version
+from tests.services import Services
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture
+def control(tmp_path: Path, services: Services) -> Iterator[tuple[Store, Connections, str]]:
+    key = Fernet.generate_key().decode()
+    url = f"sqlite:///{tmp_path / 'control.db'}"
+    store = Store.open(url)
+    connections = Connections(store, SecretBox(key))
+    connections.create("kafka", "kafka", {"bootstrap_servers": services.kafka_bootstrap})
+    connections.create(
+        "lake",
+        "s3",
+        {
+            "endpoint_url": services.s3_endpoint,
+            "access_key_id": services.access_key,
+            "secret_access_key": services.secret_key,
+        },
+    )
+    # The worker's environment has no service settings of its own: they come from the connections.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_ETL_")}
+    env |= {
+        "PYTHONPATH": str(ROOT),
+        "STREAM_ETL_CONTROL_KEY": key,
+        "STREAM_ETL_KAFKA_CONSUMER_OPTIONS": services.consumer_options,
+    }
+    command = [sys.executable, "-m", "stream_etl", "worker", "--db", url, "--log-dir", str(tmp_path / "logs")]
+    command += ["--poll-interval", "0.2", "--backoff", "0.5", "--stop-grace", "10"]
+    with (tmp_path / "supervisor.log").open("wb") as log:
+        supervisor = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield store, connections, str(tmp_path / "supervisor.log")
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        try:
+            supervisor.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            supervisor.kill()
+            supervisor.wait()
+        store.close()
+
+
+def _wait(jobs: Jobs, run_id: int, until: Callable[[RunInfo], bool], log: str, timeout: float = 300) -> RunInfo:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = jobs.get_run(run_id)
+        if until(run):
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} stuck in {run.state}:\n{Path(log).read_text()[-3000:]}"
+        time.sleep(0.1)
+
+
+def test_a_sigkilled_worker_is_restarted_and_the_run_succeeds_exactly_once(
+    services: Services, topic: Callable[..., str], table_uri: str, unique: str, control: tuple[Store, Connections, str]
+) -> None:
+    store, _connections, log = control
+    total = 60_000
+    name = topic(partitions=4)
+    produce(services.kafka_bootstrap, name, orders(total))
+    jobs = Jobs(store)
+    jobs.create(
+        parse_spec(
+            {
+                "name": "orders",
+                "topology": ORDERS,
+                "arguments": {"topic": name, "table": table_uri, "batch_records": "1000", "assignment": "direct"},
+                "mode": "until_caught_up",
+                "max_retries": 2,
+                "connections": ["kafka", "lake"],
+                "app_id": unique,
+                "catalog_database": "lake",
+            }
+        )
+    )
+    run = jobs.start("orders")
+    running = _wait(jobs, run.id, lambda r: r.state == "RUNNING" and bool(r.pids), log)
+    deadline = time.monotonic() + 120
+    while table_version(table_uri, services) < 2:  # mid-stream: a few commits landed
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(int(running.pids[0]), signal.SIGKILL)
+
+    ended = _wait(jobs, run.id, lambda r: r.state in FINISHED, log)
+    assert ended.state == "SUCCEEDED", ended.error
+    assert ended.attempts == 2
+    assert ended.error is None
+    assert ended.metrics["worker_failures"] == ["worker 0 killed by SIGKILL"]
+    assert_same_orders(read_table(table_uri, services), range(total))
+    stats = ended.metrics["stats"]
+    assert stats["records_in"] == stats["written"] + stats["filtered"] + stats["dead_lettered"] > 0
+    registered = Catalog(store).find_table(table_uri)  # the worker's Delta sink registered its table
+    assert registered is not None and registered.database == "lake" and registered.partition_keys == ["country"]
+
+
+def test_when_retries_run_out_the_run_fails_with_the_error(
+    services: Services, unique: str, control: tuple[Store, Connections, str], table_uri: str
+) -> None:
+    store, _connections, log = control
+    jobs = Jobs(store)
+    jobs.create(
+        parse_spec(
+            {
+                "name": "broken",
+                "topology": ORDERS,
+                "arguments": {"topic": f"missing-{unique}", "table": table_uri},
+                "mode": "until_caught_up",
+                "max_retries": 1,
+                "connections": ["kafka", "lake"],
+                "app_id": unique,
+            }
+        )
+    )
+    run = jobs.start("broken")
+    ended = _wait(jobs, run.id, lambda r: r.state in FINISHED, log)
+    assert ended.state == "FAILED"
+    assert ended.attempts == 2
+    assert ended.error is not None and "exited with code" in ended.error and f"missing-{unique}" in ended.error
