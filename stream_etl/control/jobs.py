@@ -14,7 +14,7 @@ claims it and moves it through its states::
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -240,6 +240,34 @@ class Jobs:
             row.heartbeat_at = utcnow()
             session.flush()
             return _run_info(row)
+
+    def heartbeat(self, run_ids: list[int]) -> None:
+        """A supervisor's sign of life for the runs it owns."""
+        if run_ids:
+            with self.store.session() as session:
+                session.execute(update(Run).where(Run.id.in_(run_ids)).values(heartbeat_at=utcnow()))
+
+    def requeue_stale(self, older_than_s: float) -> list[int]:
+        """Runs whose supervisor stopped answering (no heartbeat for ``older_than_s``): back to
+        WAITING for another supervisor, or STOPPED when a stop was requested. Their workers died
+        with that supervisor (they get SIGTERM when it dies); were one still alive, the sink's
+        commit fencing keeps the restarted run exactly-once."""
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        requeued: list[int] = []
+        with self.store.session() as session:
+            stale = session.scalars(
+                select(Run).where(Run.state.in_(("STARTING", "RUNNING", "STOPPING")), Run.heartbeat_at < cutoff)
+            ).all()
+            for row in stale:
+                previous = row.supervisor
+                row.supervisor, row.pids = None, []
+                if row.stop_requested:
+                    row.state, row.ended_at = "STOPPED", utcnow()
+                else:
+                    row.state = "WAITING"
+                    requeued.append(row.id)
+                row.error = f"supervisor {previous} stopped answering; run {'requeued' if row.state == 'WAITING' else 'stopped'}"
+        return requeued
 
     # lookups ------------------------------------------------------------------------
 

@@ -18,7 +18,10 @@ group's), then, every ``poll_interval_s``:
 - past the job's timeout the same stop gives TIMEOUT.
 
 When the supervisor itself is stopped (SIGTERM/SIGINT), it stops its workers
-gracefully and puts their runs back to WAITING for another supervisor.
+gracefully and puts their runs back to WAITING for another supervisor. A supervisor
+that dies (SIGKILL, lost machine) stops heart-beating: its workers get SIGTERM from
+the kernel (Linux), and after ``stale_after_s`` any other supervisor queues its runs
+again (:meth:`~stream_etl.control.jobs.Jobs.requeue_stale`).
 """
 
 from __future__ import annotations
@@ -99,6 +102,8 @@ class Supervisor:
         max_backoff_s: float = 60.0,
         stop_grace_s: float = 30.0,
         max_runs: int = 8,
+        heartbeat_s: float = 5.0,
+        stale_after_s: float = 60.0,
         python: str = sys.executable,
         environment: Mapping[str, str] | None = None,
     ) -> None:
@@ -112,6 +117,9 @@ class Supervisor:
         self.max_backoff_s = max_backoff_s
         self.stop_grace_s = stop_grace_s
         self.max_runs = max_runs
+        self.heartbeat_s = heartbeat_s
+        self.stale_after_s = stale_after_s
+        self._last_heartbeat = 0.0
         self.python = python
         self.environment = dict(os.environ if environment is None else environment)
         self.active: dict[int, _ActiveRun] = {}
@@ -134,6 +142,11 @@ class Supervisor:
         self.stopping.set()
 
     def tick(self) -> None:
+        if time.monotonic() - self._last_heartbeat >= self.heartbeat_s:
+            self._last_heartbeat = time.monotonic()
+            self.jobs.heartbeat(list(self.active))
+            for run_id in self.jobs.requeue_stale(self.stale_after_s):
+                log.warning("run %d: its supervisor stopped answering; queued again", run_id)
         while len(self.active) < self.max_runs and not self.stopping.is_set():
             claimed = self.jobs.claim(self.name)
             if claimed is None:
@@ -170,7 +183,11 @@ class Supervisor:
         slot.log_path, slot.out_path = stem.with_suffix(".log"), stem.with_suffix(".out")
         with slot.log_path.open("wb") as errors, slot.out_path.open("wb") as output:
             slot.process = subprocess.Popen(  # noqa: S603 - our own CLI, arguments from the job
-                worker_command(active.job, self.python), env=active.env, stdout=output, stderr=errors
+                worker_command(active.job, self.python),
+                env=active.env,
+                stdout=output,
+                stderr=errors,
+                preexec_fn=_stop_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
             )
         slot.restart_at = None
         log.info("run %d: worker %d started (pid %d)", active.run.id, slot.index, slot.process.pid)
@@ -278,6 +295,15 @@ class Supervisor:
             self.jobs.update_run(active.run.id, state=state, pids=[], supervisor=None)
             log.info("run %d handed back (%s)", active.run.id, state)
         self.active.clear()
+
+
+def _stop_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the kernel sends the worker SIGTERM (finish the batch, commit, exit) when its
+    supervisor dies, so a supervisor killed with SIGKILL leaves no orphan writing on."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _is_secret(variable: str) -> bool:

@@ -141,3 +141,48 @@ def test_when_retries_run_out_the_run_fails_with_the_error(
     assert ended.state == "FAILED"
     assert ended.attempts == 2
     assert ended.error is not None and "exited with code" in ended.error and f"missing-{unique}" in ended.error
+
+
+def _job(name: str, topic: str, table_uri: str, app_id: str, **values: object) -> dict[str, object]:
+    return {
+        "name": name,
+        "topology": ORDERS,
+        "arguments": {"topic": topic, "table": table_uri, "assignment": "direct"},
+        "connections": ["kafka", "lake"],
+        "app_id": app_id,
+        **values,
+    }
+
+
+def test_a_continuous_run_stops_gracefully_with_its_data_committed(
+    services: Services, topic: Callable[..., str], table_uri: str, unique: str, control: tuple[Store, Connections, str]
+) -> None:
+    store, _connections, log = control
+    name = topic(partitions=2)
+    produce(services.kafka_bootstrap, name, orders(2_000))
+    jobs = Jobs(store)
+    jobs.create(parse_spec(_job("live", name, table_uri, unique, mode="continuous")))
+    run = jobs.start("live")
+    _wait(jobs, run.id, lambda r: r.state == "RUNNING", log)
+    deadline = time.monotonic() + 120
+    while (table := read_table(table_uri, services)) is None or table.num_rows < 1_900:  # amounts < 0 are filtered
+        assert time.monotonic() < deadline, Path(log).read_text()[-3000:]
+        time.sleep(0.2)
+    assert jobs.get_run(run.id).state == "RUNNING"  # continuous: caught up, still running
+    assert jobs.stop(run.id).state == "STOPPING"
+    ended = _wait(jobs, run.id, lambda r: r.state in FINISHED, log)
+    assert ended.state == "STOPPED" and ended.attempts == 1 and ended.pids == []
+    assert_same_orders(read_table(table_uri, services), range(2_000))
+
+
+def test_a_run_past_its_timeout_ends_timeout(
+    services: Services, topic: Callable[..., str], table_uri: str, unique: str, control: tuple[Store, Connections, str]
+) -> None:
+    store, _connections, log = control
+    name = topic(partitions=1)
+    jobs = Jobs(store)
+    jobs.create(parse_spec(_job("slow", name, table_uri, unique, mode="continuous", timeout_s=3)))
+    run = jobs.start("slow")
+    ended = _wait(jobs, run.id, lambda r: r.state in FINISHED, log)
+    assert ended.state == "TIMEOUT"
+    assert ended.error is not None and "timeout of 3 s" in ended.error

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 from cryptography.fernet import Fernet
 
@@ -65,3 +67,24 @@ def test_run_states_and_claims(store: Store) -> None:
     jobs.delete("orders")
     with pytest.raises(NotFound):
         jobs.get_run(run.id)
+
+
+def test_runs_of_a_silent_supervisor_are_queued_again(store: Store) -> None:
+    jobs = Jobs(store)
+    jobs.create(_spec())
+    jobs.create(_spec(name="other"))
+    first, second = jobs.start("orders"), jobs.start("other")
+    assert jobs.claim("gone") is not None and jobs.claim("gone") is not None
+    jobs.update_run(first.id, state="RUNNING", pids=["1"])
+    jobs.stop(second.id)
+    assert jobs.requeue_stale(60) == []  # heart-beat just now
+    time.sleep(0.05)
+    assert jobs.requeue_stale(0.01) == [first.id]
+    requeued, stopped = jobs.get_run(first.id), jobs.get_run(second.id)
+    assert (requeued.state, requeued.pids, requeued.supervisor) == ("WAITING", [], None)
+    assert requeued.error is not None and "gone" in requeued.error
+    assert stopped.state == "STOPPED" and stopped.ended_at is not None
+    claimed = jobs.claim("alive")
+    assert claimed is not None and claimed[0].id == first.id
+    jobs.heartbeat([first.id])
+    assert jobs.requeue_stale(60) == []
