@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from stream_etl.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
-# Alembic logs two INFO lines per open ("Context impl ...") in every process: keep them out of worker logs.
-logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+# Alembic logs ~10 INFO lines per open (plugins, "Context impl ...") in every process: keep them out of
+# worker and CLI logs.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_PATH = Path("~/.stream-etl/control.db")
