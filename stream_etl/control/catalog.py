@@ -101,7 +101,10 @@ class Catalog:
             with self.store.session() as session:
                 if exist_ok and (found := self._database(session, name, missing_ok=True)) is not None:
                     return DatabaseInfo(
-                        name=found.name, description=found.description, created_at=found.created_at, tables=0
+                        name=found.name,
+                        description=found.description,
+                        created_at=found.created_at,
+                        tables=len(found.tables),
                     )
                 row = Database(name=name, description=description)
                 session.add(row)

@@ -18,7 +18,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -92,6 +92,10 @@ class Store:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with _migrate_lock, self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Processes opening a fresh database at once (a supervisor and its workers) migrate one
+                # at a time; the lock ends with the transaction. SQLite serializes writers itself.
+                connection.execute(text("SELECT pg_advisory_xact_lock(5377001)"))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 

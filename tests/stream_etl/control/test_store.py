@@ -33,3 +33,30 @@ def test_a_bare_path_is_a_sqlite_file(tmp_path: Path) -> None:
 def test_an_unsupported_backend_says_what_to_use() -> None:
     with pytest.raises(ConfigurationError, match="SQLite or PostgreSQL"):
         Store.open("mysql://u@h/db")
+
+
+def test_processes_opening_a_fresh_store_at_once_all_succeed(store_url: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import uuid
+
+    import psycopg
+
+    from tests.stream_etl.control.conftest import POSTGRES
+
+    fresh = store_url
+    if store_url.startswith("postgresql"):  # the session's database is migrated already: use a new one
+        name = f"control_fresh_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(POSTGRES, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        fresh = f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
+    try:
+        code = "import sys; from stream_etl.control.store import Store; Store.open(sys.argv[1]).close()"
+        processes = [subprocess.Popen([sys.executable, "-c", code, fresh]) for _ in range(3)]
+        assert [p.wait(timeout=120) for p in processes] == [0, 0, 0]
+        with Store.open(fresh) as opened, opened.engine.connect() as connection:
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+    finally:
+        if fresh != store_url:
+            with psycopg.connect(POSTGRES, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
