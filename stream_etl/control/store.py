@@ -91,13 +91,30 @@ class Store:
         """Apply every migration not applied yet (idempotent)."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with _migrate_lock, self.engine.begin() as connection:
+        with _migrate_lock, self._file_lock(), self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 # Processes opening a fresh database at once (a supervisor and its workers) migrate one
                 # at a time; the lock ends with the transaction. SQLite serializes writers itself.
                 connection.execute(text("SELECT pg_advisory_xact_lock(5377001)"))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """SQLite: processes opening a fresh file at once (a supervisor and its workers) migrate one at
+        a time. pysqlite starts no transaction for DDL, so the database cannot serialize them itself."""
+        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if not database or database == ":memory:":
+            yield
+            return
+        import fcntl
+
+        with open(f"{database}.migrate-lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -132,7 +132,10 @@ class Supervisor:
         log.info("worker supervisor %s started (logs in %s)", self.name, self.log_dir)
         try:
             while not self.stopping.is_set():
-                self.tick()
+                try:
+                    self.tick()
+                except Exception:  # the store unreachable for a moment: the workers run on, look again
+                    log.exception("supervisor %s: a look at the store or the workers failed; retrying", self.name)
                 self.stopping.wait(self.poll_interval_s)
         finally:
             self._hand_back()
