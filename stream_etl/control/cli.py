@@ -123,6 +123,15 @@ def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
     return found
 
 
+def _read_secret(name: str) -> str:
+    """A hidden prompt on a terminal; otherwise the next line of stdin (pipes, scripts)."""
+    import sys
+
+    if sys.stdin.isatty():
+        return str(typer.prompt(name, hide_input=True))
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 def _print_json(value: Any) -> None:
     out.print_json(json.dumps(value, default=str))
 
@@ -328,7 +337,7 @@ def connections_add(
     with _errors(), _store(db) as store:
         fields: dict[str, Any] = dict(_pairs(field, "field"))
         for name_ in secret or []:
-            fields[name_] = typer.prompt(name_, hide_input=True)
+            fields[name_] = _read_secret(name_)
         if "options" in fields:
             fields["options"] = _pairs(str(fields["options"]).split(","), "option")
         info = _connections(store, key, key_file, need_key=True).create(name, kind, fields, description=description)

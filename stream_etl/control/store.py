@@ -16,8 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -89,6 +87,9 @@ class Store:
 
     def migrate(self) -> None:
         """Apply every migration not applied yet (idempotent)."""
+        from alembic import command  # imported after the log level below is set: it logs on import
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with _migrate_lock, self._file_lock(), self.engine.begin() as connection:
