@@ -374,9 +374,19 @@ def table_show(
 # dev --------------------------------------------------------------------------------
 
 
-def _stack(state_dir: Path | None, kafka_port: int = 9092, s3_port: int = 8333, bucket: str = "lake") -> DevStack:
+def _stack(
+    state_dir: Path | None,
+    kafka_port: int = 9092,
+    s3_port: int = 8333,
+    bucket: str = "lake",
+    kinesis_port: int | None = None,
+) -> DevStack:
     return DevStack(
-        state_dir or Settings.from_environment().dev_dir, kafka_port=kafka_port, s3_port=s3_port, bucket=bucket
+        state_dir or Settings.from_environment().dev_dir,
+        kafka_port=kafka_port,
+        s3_port=s3_port,
+        bucket=bucket,
+        kinesis_port=kinesis_port,
     )
 
 
@@ -391,9 +401,11 @@ def dev_up(
     kafka_port: Annotated[int, typer.Option(help="Kafka port on 127.0.0.1.")] = 9092,
     s3_port: Annotated[int, typer.Option(help="S3 port on 127.0.0.1.")] = 8333,
     bucket: Annotated[str, typer.Option(help="Bucket to create.")] = "lake",
+    kinesis: Annotated[bool, typer.Option("--kinesis", help="Also start kinesalite (`make kinesalite`).")] = False,
+    kinesis_port: Annotated[int, typer.Option(help="Kinesis (kinesalite) port on 127.0.0.1.")] = 4567,
 ) -> None:
-    """Start the local broker and S3; print their settings as shell exports."""
-    stack = _stack(state_dir, kafka_port, s3_port, bucket)
+    """Start the local broker and S3 (and Kinesis); print their settings as shell exports."""
+    stack = _stack(state_dir, kafka_port, s3_port, bucket, kinesis_port if kinesis else None)
     if stack.load() is None and stack.has_old_data():
         err.print(
             "[yellow]note:[/yellow] S3 keeps the data of an earlier run, but the broker starts empty (it keeps topics "
@@ -404,8 +416,9 @@ def dev_up(
         started = time.monotonic()
         with err.status("starting the local Kafka broker and S3"):
             state = stack.up()
+    kinesis_note = f", Kinesis {state.kinesis_endpoint}" if state.kinesis_endpoint else ""
     err.print(
-        f"ready in {time.monotonic() - started:.1f}s: Kafka {state.kafka_bootstrap}, S3 {state.s3_endpoint} (bucket {state.bucket}); state in {stack.state_dir}"
+        f"ready in {time.monotonic() - started:.1f}s: Kafka {state.kafka_bootstrap}, S3 {state.s3_endpoint} (bucket {state.bucket}){kinesis_note}; state in {stack.state_dir}"
     )
     err.print('stream-etl commands run here find them on their own; for other tools: eval "$(stream-etl dev up)"')
     for key, value in state.environment().items():

@@ -47,6 +47,16 @@ class Settings(BaseModel):
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
     s3_region: str = "us-east-1"
+    kinesis_endpoint_url: str | None = Field(default=None, description="Kinesis endpoint (leave unset for AWS)")
+    kinesis_region: str | None = Field(default=None, description="Kinesis region (default: the S3 region)")
+    kinesis_access_key_id: str | None = None
+    kinesis_secret_access_key: SecretStr | None = None
+    kinesis_lease_uri: str | None = Field(
+        default=None, description="where Kinesis workers keep shard leases: s3://bucket/prefix or a directory"
+    )
+    postgres_dsn: SecretStr | None = Field(
+        default=None, description="libpq connection string or URI for Postgres sinks (postgresql://user@host/db)"
+    )
     dev_dir: Path = Field(default=Path(".stream-etl/dev"), description="state of `stream-etl dev`")
 
     @classmethod
@@ -63,6 +73,28 @@ class Settings(BaseModel):
 
     def kafka_consumer_config(self) -> dict[str, str]:
         return parse_options(self.kafka_consumer_options)
+
+    def kinesis_client_options(self) -> dict[str, str]:
+        """Keyword arguments for ``boto3.client("kinesis", ...)`` (unset keys: boto3's own chain)."""
+        options = {"region_name": self.kinesis_region or self.s3_region}
+        if self.kinesis_endpoint_url:
+            options["endpoint_url"] = self.kinesis_endpoint_url
+        if self.kinesis_access_key_id:
+            options["aws_access_key_id"] = self.kinesis_access_key_id
+        if self.kinesis_secret_access_key is not None:
+            options["aws_secret_access_key"] = self.kinesis_secret_access_key.get_secret_value()
+        return options
+
+    def s3_client_options(self) -> dict[str, str]:
+        """Keyword arguments for ``boto3.client("s3", ...)``."""
+        options = {"region_name": self.s3_region}
+        if self.s3_endpoint_url:
+            options["endpoint_url"] = self.s3_endpoint_url
+        if self.s3_access_key_id:
+            options["aws_access_key_id"] = self.s3_access_key_id
+        if self.s3_secret_access_key is not None:
+            options["aws_secret_access_key"] = self.s3_secret_access_key.get_secret_value()
+        return options
 
     def s3_storage_options(self) -> dict[str, str]:
         """object_store options for ``s3://`` URIs (delta-rs and friends)."""

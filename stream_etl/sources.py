@@ -40,6 +40,11 @@ class SourceReader(ABC):
 
     registry: PartitionRegistry
 
+    #: False for sources whose ends are only found while reading (Kinesis: a shard's end is
+    #: where a read comes back empty at the tip). Until-caught-up runs of such sources do not
+    #: ask :meth:`end_positions` up front; they stop once :meth:`found_ends` are reached.
+    ends_known_up_front: bool = True
+
     def start(self) -> None:  # noqa: B027 - optional hook
         """Start getting partitions assigned (join the group). Called once, before polling."""
 
@@ -65,6 +70,11 @@ class SourceReader(ABC):
     def rough_end_positions(self) -> dict[SourcePartition, int]:
         """A quick estimate of :meth:`end_positions` that may understate, never overstate."""
         return self.end_positions()
+
+    def found_ends(self) -> dict[SourcePartition, int] | None:
+        """Sources with ends found while reading: the end position of every partition left to
+        read, once each was seen at its end; None while some are not (any thread)."""
+        return None
 
     def commit(self, positions: dict[SourcePartition, int]) -> None:  # noqa: B027 - optional hook
         """Record progress in the source itself (Kafka group offsets), for lag tooling only."""

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,7 +35,34 @@ from stream_etl.errors import ConfigurationError
 from stream_etl.sinks import Sink
 from stream_etl.sources import Source
 from stream_etl.thresholds import check_limit
-from stream_etl.transforms import Cast, Derive, Drop, Filter, MapBatches, Rename, Select, Step, run_step
+from stream_etl.transforms import (
+    ApplyMapping,
+    Cast,
+    DatePartitions,
+    Derive,
+    Drop,
+    DropNullFields,
+    Explode,
+    FillMissingValues,
+    Filter,
+    Flatten,
+    Hash,
+    IngestionTime,
+    Map,
+    MapBatches,
+    Mask,
+    Redact,
+    Relationalize,
+    RelationalizeChildren,
+    Rename,
+    ResolveChoice,
+    Select,
+    Sql,
+    SqlAggregate,
+    Step,
+    Unbox,
+    run_step,
+)
 from stream_etl.transforms.dedupe import Dedupe
 from stream_etl.transforms.enrich import Enrich, Lookup
 from stream_etl.transforms.stateful import BatchView, StatefulStep
@@ -297,6 +324,115 @@ class Stream:
     ) -> Stream:
         """Apply a function to each batch as a ``pyarrow.Table``."""
         return self.apply(MapBatches(fn, with_lineage=with_lineage), name=name)
+
+    # Glue-style transforms (see docs/TRANSFORMS.md) -------------------------------
+
+    def apply_mapping(self, mappings: Sequence[Sequence[Any]], *, name: str | None = None) -> Stream:
+        """Rename, cast and project in one step: ``[(source path, source type, target, target type)]``."""
+        return self.apply(ApplyMapping(mappings), name=name)
+
+    def select_fields(self, *columns: str, name: str | None = None) -> Stream:
+        """Glue's SelectFields: the same as :meth:`select`."""
+        return self.apply(Select(columns), name=name)
+
+    def drop_fields(self, *columns: str, name: str | None = None) -> Stream:
+        """Glue's DropFields: the same as :meth:`drop`."""
+        return self.apply(Drop(columns), name=name)
+
+    def rename_field(self, old: str, new: str, *, name: str | None = None) -> Stream:
+        """Glue's RenameField: :meth:`rename` of one column."""
+        return self.apply(Rename({old: new}), name=name)
+
+    def drop_null_fields(self, *columns: str, name: str | None = None) -> Stream:
+        """Drop the columns (of ``columns``, or all) that are null in every row of the batch."""
+        return self.apply(DropNullFields(columns or None), name=name)
+
+    def fill_missing_values(self, values: Mapping[str, Any], *, name: str | None = None) -> Stream:
+        """Replace nulls with a constant per column: ``{"country": "unknown"}``."""
+        return self.apply(FillMissingValues(values), name=name)
+
+    def sql(self, statement: str, *, name: str | None = None) -> Stream:
+        """A SELECT statement over the table ``batch``, run by DuckDB (see :mod:`stream_etl.transforms.sql`)."""
+        step = Sql(statement)
+        return self.apply(SqlAggregate(statement) if step.combines_rows else step, name=name)
+
+    def flatten(self, *, separator: str = "_", columns: Sequence[str] | None = None, name: str | None = None) -> Stream:
+        """Nested struct columns become top-level columns ``a_b`` (or ``a.b`` with ``separator="."``)."""
+        return self.apply(Flatten(separator=separator, columns=columns), name=name)
+
+    def explode(
+        self, column: str, *, keep_empty: bool = False, index: str | None = None, name: str | None = None
+    ) -> Stream:
+        """One row per element of list ``column``."""
+        return self.apply(Explode(column, keep_empty=keep_empty, index=index), name=name)
+
+    def unbox(self, column: str, *, schema: pa.Schema | None = None, name: str | None = None) -> Stream:
+        """Parse JSON text in ``column`` into a struct; rows with invalid JSON are dead-lettered."""
+        return self.apply(Unbox(column, schema=schema), name=name)
+
+    def relationalize(
+        self,
+        column: str,
+        *,
+        key: str | Sequence[str],
+        index: str = "index",
+        prefix: str = "",
+        separator: str = "_",
+        name: str | None = None,
+    ) -> tuple[Stream, Stream]:
+        """Split an array-of-structs column into a child table: returns ``(parent, children)``.
+
+        ``parent`` is this stream without ``column``; ``children`` has one row per element:
+        the ``key`` columns (the join key), ``index`` (the element's position), and the
+        element's fields flattened. Give each its own sink; each is exactly-once on its own.
+        The child step is named ``<name>.children``.
+        """
+        keys = [key] if isinstance(key, str) else list(key)
+        parent = self.apply(Relationalize(column, keys), name=name)
+        parent_name = self.topology._nodes[parent.node_id].name
+        child = RelationalizeChildren(column, keys, index=index, prefix=prefix, separator=separator)
+        return parent, self.apply(child, name=f"{parent_name}.children")
+
+    def resolve_choice(self, specs: Mapping[str, str], *, name: str | None = None) -> Stream:
+        """Give columns of mixed type one shape: ``{"price": "cast:double", "code": "make_cols"}``."""
+        return self.apply(ResolveChoice(specs), name=name)
+
+    def mask(self, *columns: str, char: str = "*", keep_last: int = 0, name: str | None = None) -> Stream:
+        """Replace the characters of ``columns`` with ``char``, except the last ``keep_last``."""
+        return self.apply(Mask(columns, char=char, keep_last=keep_last), name=name)
+
+    def hash(self, *columns: str, salt: str = "", name: str | None = None) -> Stream:
+        """Replace ``columns`` with the hex SHA-256 of ``salt + value``."""
+        return self.apply(Hash(columns, salt=salt), name=name)
+
+    def redact(self, *columns: str, pattern: str, replacement: str = "[REDACTED]", name: str | None = None) -> Stream:
+        """Replace the matches of regex ``pattern`` in ``columns`` with ``replacement``."""
+        return self.apply(Redact(columns, pattern=pattern, replacement=replacement), name=name)
+
+    def ingestion_time(self, column: str = "ingested_at", *, name: str | None = None) -> Stream:
+        """Add ``column``: when the batch was processed (timestamp, UTC)."""
+        return self.apply(IngestionTime(column), name=name)
+
+    def date_partitions(
+        self,
+        column: str,
+        *,
+        parts: Sequence[str] = ("year", "month", "day"),
+        prefix: str = "",
+        name: str | None = None,
+    ) -> Stream:
+        """Add ``year``/``month``/``day``/``hour`` columns from timestamp ``column``."""
+        return self.apply(DatePartitions(column, parts=parts, prefix=prefix), name=name)
+
+    def map(
+        self,
+        fn: Callable[[dict[str, Any]], dict[str, Any] | None],
+        *,
+        schema: pa.Schema | None = None,
+        name: str | None = None,
+    ) -> Stream:
+        """Apply ``fn`` to each record as a dict (slow: Python per record; prefer the columnar steps)."""
+        return self.apply(Map(fn, schema=schema), name=name)
 
     def enrich(
         self,

@@ -33,8 +33,10 @@ topology = Topology("orders_rich", max_batch_records=int(args["batch_records"]))
 (
     topology.source(KafkaSource(args["topic"], assignment=args["assignment"]), format=JsonFormat(ORDER_SCHEMA))
     .dedupe("id", time_column="ts", horizon=timedelta(minutes=10), name="unique_ids")
-    .filter("amount >= 0", name="valid_amount")
-    .derive("amount_cents", "CAST(round(amount * 100) AS BIGINT)", name="amount_cents")
+    .sql(
+        "SELECT id, user, country, ts, CAST(round(amount * 100) AS BIGINT) AS amount_cents FROM batch WHERE amount >= 0",
+        name="clean",
+    )
     .enrich(FileLookup(args["lookup"], format="csv"), on={"country": "code"}, name="countries")
     .derive("vat_cents", "CAST(round(amount_cents * vat_rate) AS BIGINT)", name="vat_cents")
     .select("id", "user", "country", "region", "amount_cents", "vat_cents", "ts", name="project")

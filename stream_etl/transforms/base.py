@@ -47,6 +47,17 @@ class Step(ABC):
     def apply(self, table: pa.Table) -> pa.Table:
         """Transform ``table``; keep the lineage column."""
 
+    def mismatch(self, message: str) -> ConfigurationError | RowsRejected:
+        """The error for a batch whose columns do not fit this step (a column absent or of another type).
+
+        When the format declares a schema this is a mistake in the topology: a
+        :class:`ConfigurationError` that stops the job. Without one, types and columns are
+        inferred per batch and drift with the data: :class:`RowsRejected` dead-letters the
+        batch's rows with ``message`` and the stream goes on (``max_errors`` bounds it).
+        """
+        text = f"step {self.name!r}: {message}"
+        return ConfigurationError(text) if self.strict_columns else RowsRejected(text)
+
     def describe(self) -> str:
         """One line for logs and ``preview``."""
         return self.kind

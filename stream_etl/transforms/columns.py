@@ -17,8 +17,8 @@ def _missing(table: pa.Table, columns: Sequence[str], step: Step) -> None:
     absent = [c for c in columns if c not in table.column_names]
     if absent:
         have = [c for c in table.column_names if c != LINEAGE]
-        msg = f"step {step.name!r}: no column(s) {absent} in the batch; columns are {have}"
-        raise ConfigurationError(msg)
+        msg = f"no column(s) {absent} in the batch; columns are {have}"
+        raise step.mismatch(msg)
 
 
 class Select(Step):

@@ -571,3 +571,42 @@ def test_a_source_that_needs_cursors_refuses_a_sink_that_cannot_store_them() -> 
 
     with pytest.raises(ConfigurationError, match="cannot store them"):
         RunLoop(topology, RunContext(app_id="cursors", mode="until_caught_up")).run()
+
+
+class EndsFoundWhileReadingSource(ListSource):
+    """Like a Kinesis source: no end positions up front; the ends are known once every
+    partition was read to its end, and only after a few more asks (a lease round, say)."""
+
+    def open(self, ctx: RunContext, listener: AssignmentListener) -> ListReader:
+        return EndsFoundWhileReadingReader(self, listener)
+
+
+class EndsFoundWhileReadingReader(ListReader):
+    ends_known_up_front = False
+
+    def __init__(self, source: ListSource, listener: AssignmentListener) -> None:
+        super().__init__(source, listener)
+        self.asked_after_the_end = 0
+
+    def end_positions(self) -> dict[SourcePartition, int]:
+        raise AssertionError("a source whose ends are found while reading is never asked up front")
+
+    def found_ends(self) -> dict[SourcePartition, int] | None:
+        if len(self._ended) < len(self._partitions):
+            return None
+        self.asked_after_the_end += 1
+        if self.asked_after_the_end < 5:
+            return None
+        return {sp: len(v) for sp, v in zip(self._partitions, self.source.partitions, strict=True)}
+
+
+def test_until_caught_up_with_ends_found_while_reading() -> None:
+    out, dead = MemorySink("out"), MemorySink("dead")
+    records = _orders(50)
+
+    first = _run(_topology(batch=7), EndsFoundWhileReadingSource(records, partitions=3), out, dead)
+    again = _run(_topology(batch=7), EndsFoundWhileReadingSource(records, partitions=3), out, dead)
+
+    assert first.caught_up and first.stats["records_in"] == 50
+    _assert_once(out.table()["id"].to_pylist(), _valid_ids(records))
+    assert again.caught_up and again.stats["records_in"] == 0  # starts, finds itself at the ends, stops

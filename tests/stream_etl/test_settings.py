@@ -100,3 +100,23 @@ def test_a_bad_option_list_fails_when_used() -> None:
 
     with pytest.raises(ConfigurationError, match="'oops' is not key=value"):
         settings.kafka_config()
+
+
+def test_kinesis_client_options_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAM_ETL_KINESIS_ENDPOINT_URL", "http://127.0.0.1:4567")
+    monkeypatch.setenv("STREAM_ETL_KINESIS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("STREAM_ETL_KINESIS_SECRET_ACCESS_KEY", "very-secret")
+    monkeypatch.setenv("STREAM_ETL_KINESIS_LEASE_URI", "s3://lake/leases")
+    monkeypatch.setenv("STREAM_ETL_S3_REGION", "eu-west-1")
+
+    settings = Settings.from_environment()
+
+    assert settings.kinesis_client_options() == {
+        "region_name": "eu-west-1",
+        "endpoint_url": "http://127.0.0.1:4567",
+        "aws_access_key_id": "key",
+        "aws_secret_access_key": "very-secret",
+    }
+    assert settings.kinesis_lease_uri == "s3://lake/leases"
+    assert "very-secret" not in repr(settings)
+    assert Settings(kinesis_region="us-west-2").kinesis_client_options() == {"region_name": "us-west-2"}

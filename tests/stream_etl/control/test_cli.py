@@ -107,6 +107,7 @@ def test_token_commands(store: Store) -> None:
     assert _cli(store, "tokens", "revoke", "nobody")[0] == 1
 
 
+@pytest.mark.services  # test-connection reaches the machine's Postgres
 def test_connection_commands_and_key_file(store: Store, tmp_path: Path) -> None:
     key_file = tmp_path / "control.key"
     env = {"STREAM_ETL_CONTROL_KEY_FILE": str(key_file)}

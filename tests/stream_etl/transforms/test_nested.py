@@ -1,0 +1,245 @@
+"""flatten, explode, unbox, relationalize: exact Arrow output, nulls, empties, unicode."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from stream_etl.errors import ConfigurationError
+from stream_etl.records import LINEAGE
+from stream_etl.transforms import Explode, Flatten, Relationalize, RelationalizeChildren, Unbox
+from tests.stream_etl.transforms.helpers import assert_table, lineage, run, table
+
+ADDRESS = pa.struct([("city", pa.string()), ("geo", pa.struct([("lat", pa.float64()), ("lon", pa.float64())]))])
+ITEM = pa.struct([("sku", pa.string()), ("qty", pa.int64())])
+
+
+def test_flatten_nested_structs_recursively_with_null_parents() -> None:
+    data = table(
+        {
+            "id": [1, 2, 3],
+            "address": pa.array(
+                [{"city": "Köln", "geo": {"lat": 50.9, "lon": 6.9}}, None, {"city": "東京", "geo": None}], ADDRESS
+            ),
+            "tags": pa.array([["a"], [], None], pa.list_(pa.string())),
+        }
+    )
+
+    out, _ = run(Flatten(), data)
+
+    expected = pa.table(
+        {
+            "id": pa.array([1, 2, 3], pa.int64()),
+            "address_city": pa.array(["Köln", None, "東京"], pa.string()),
+            "address_geo_lat": pa.array([50.9, None, None], pa.float64()),
+            "address_geo_lon": pa.array([6.9, None, None], pa.float64()),
+            "tags": pa.array([["a"], [], None], pa.list_(pa.string())),
+            LINEAGE: lineage(0, 1, 2),
+        }
+    )
+    assert_table(out, expected)
+
+
+def test_flatten_with_a_dot_separator_and_only_some_columns() -> None:
+    data = table({"a": pa.array([{"x": 1}], pa.struct([("x", pa.int64())])), "b": pa.array([{"y": "é"}])})
+
+    out, _ = run(Flatten(separator=".", columns=["a"]), data)
+
+    assert out is not None
+    assert out.column_names == ["a.x", "b", LINEAGE]
+    assert out.to_pylist() == [{"a.x": 1, "b": {"y": "é"}, LINEAGE: 0}]
+
+
+def test_flatten_refuses_names_that_clash() -> None:
+    data = table({"a": pa.array([{"b": 1}]), "a_b": [2]})
+    with pytest.raises(ConfigurationError, match="twice"):
+        run(Flatten(), data)
+
+
+def test_flatten_of_an_empty_batch_keeps_the_flattened_schema() -> None:
+    data = table({"a": pa.array([], ADDRESS)})
+    out, _ = run(Flatten(), data)
+    assert out is not None and out.num_rows == 0
+    assert out.schema.names == ["a_city", "a_geo_lat", "a_geo_lon", LINEAGE]
+
+
+LISTS = table(
+    {
+        "id": [1, 2, 3, 4],
+        "tags": pa.array([["x", "ÿ"], [], None, ["z"]], pa.list_(pa.string())),
+    }
+)
+
+
+def test_explode_gives_one_row_per_element_and_drops_empty_and_null_lists() -> None:
+    out, _ = run(Explode("tags", index="pos"), LISTS)
+
+    expected = pa.table(
+        {
+            "id": pa.array([1, 1, 4], pa.int64()),
+            "tags": pa.array(["x", "ÿ", "z"], pa.string()),
+            LINEAGE: lineage(0, 0, 3),
+            "pos": pa.array([0, 1, 0], pa.int64()),
+        }
+    )
+    assert_table(out, expected)
+
+
+def test_explode_keeping_empty_and_null_lists_as_one_null_row() -> None:
+    out, _ = run(Explode("tags", keep_empty=True, index="pos"), LISTS)
+
+    expected = pa.table(
+        {
+            "id": pa.array([1, 1, 2, 3, 4], pa.int64()),
+            "tags": pa.array(["x", "ÿ", None, None, "z"], pa.string()),
+            LINEAGE: lineage(0, 0, 1, 2, 3),
+            "pos": pa.array([0, 1, None, None, 0], pa.int64()),
+        }
+    )
+    assert_table(out, expected)
+
+
+def test_explode_a_list_of_structs_of_a_sliced_chunked_column() -> None:
+    items = pa.array([[{"sku": "a", "qty": 1}], [{"sku": "b", "qty": 2}, {"sku": "c", "qty": None}]], pa.list_(ITEM))
+    data = pa.concat_tables([table({"items": items}), table({"items": items}, rows=[2, 3])]).slice(1, 2)
+
+    out, _ = run(Explode("items"), data)
+
+    expected = pa.table(
+        {
+            "items": pa.array([{"sku": "b", "qty": 2}, {"sku": "c", "qty": None}, {"sku": "a", "qty": 1}], ITEM),
+            LINEAGE: lineage(1, 1, 2),
+        }
+    )
+    assert_table(out, expected)
+
+
+def test_explode_of_an_empty_batch_and_of_a_non_list_column() -> None:
+    out, _ = run(Explode("tags"), LISTS.slice(0, 0))
+    assert_table(out, table({"id": pa.array([], pa.int64()), "tags": pa.array([], pa.string())}))
+    with pytest.raises(ConfigurationError, match="not a list"):
+        run(Explode("id"), LISTS)
+
+
+PAYLOAD_SCHEMA = pa.schema([("kind", pa.string()), ("n", pa.int64())])
+
+
+def test_unbox_parses_json_text_into_a_struct_with_a_schema() -> None:
+    data = table({"payload": ['{"kind": "ä", "n": 1, "extra": true}', None, '{\n "n": 2\n}', '{"kind": "日本"}']})
+
+    out, failures = run(Unbox("payload", schema=PAYLOAD_SCHEMA), data)
+
+    assert failures == []
+    expected = table(
+        {
+            "payload": pa.array(
+                [{"kind": "ä", "n": 1}, None, {"kind": None, "n": 2}, {"kind": "日本", "n": None}],
+                pa.struct(list(PAYLOAD_SCHEMA)),
+            )
+        }
+    )
+    assert_table(out, expected)
+
+
+def test_unbox_infers_nested_types_without_a_schema() -> None:
+    data = table({"payload": ['{"a": {"b": [1, 2]}}', '{"a": {"b": []}}']})
+
+    out, _ = run(Unbox("payload"), data)
+
+    assert out is not None
+    assert out.schema.field("payload").type == pa.struct([("a", pa.struct([("b", pa.list_(pa.int64()))]))])
+    assert out["payload"].to_pylist() == [{"a": {"b": [1, 2]}}, {"a": {"b": []}}]
+
+
+def test_unbox_dead_letters_rows_whose_text_is_not_one_json_object() -> None:
+    values = ['{"n": 1}', "not json", '{"n": 3}', "", '{"n": "x"}', "[1]", '{"n": 7}', "5", '{"n": 9}']
+    data = table({"payload": values})
+
+    out, failures = run(Unbox("payload", schema=PAYLOAD_SCHEMA), data, "unbox_payload")
+
+    assert sorted(f.row for f in failures) == [1, 3, 4, 5, 7]
+    assert {f.step for f in failures} == {"unbox_payload"}
+    assert out is not None
+    assert out["payload"].to_pylist() == [{"kind": None, "n": n} for n in (1, 3, 7, 9)]
+    assert out[LINEAGE].to_pylist() == [0, 2, 6, 8]
+
+
+def test_unbox_of_an_empty_batch() -> None:
+    out, _ = run(Unbox("payload", schema=PAYLOAD_SCHEMA), table({"payload": pa.array([], pa.string())}))
+    assert_table(out, table({"payload": pa.array([], pa.struct(list(PAYLOAD_SCHEMA)))}))
+
+
+ORDERS = table(
+    {
+        "id": pa.array([10, 11, 12], pa.int64()),
+        "items": pa.array(
+            [[{"sku": "ä", "qty": 1}, {"sku": "b", "qty": None}], [], [{"sku": "c", "qty": 3}]], pa.list_(ITEM)
+        ),
+        "note": ["x", None, "z"],
+    }
+)
+
+
+def test_relationalize_parent_drops_the_array_and_keeps_the_key() -> None:
+    out, _ = run(Relationalize("items", ["id"]), ORDERS)
+
+    assert_table(out, ORDERS.drop_columns(["items"]))
+
+
+def test_relationalize_children_have_the_join_key_the_index_and_flat_fields() -> None:
+    out, _ = run(RelationalizeChildren("items", ["id"], index="item_index", prefix="item_"), ORDERS)
+
+    expected = pa.table(
+        {
+            "id": pa.array([10, 10, 12], pa.int64()),
+            "item_index": pa.array([0, 1, 0], pa.int64()),
+            "item_sku": pa.array(["ä", "b", "c"], pa.string()),
+            "item_qty": pa.array([1, None, 3], pa.int64()),
+            LINEAGE: lineage(0, 0, 2),
+        }
+    )
+    assert_table(out, expected)
+
+
+def test_relationalize_children_of_scalars_and_of_an_empty_batch() -> None:
+    data = table({"id": ["a"], "tags": pa.array([["t1", "t2"]])})
+    out, _ = run(RelationalizeChildren("tags", ["id"]), data)
+    assert out is not None
+    assert out.to_pylist() == [
+        {"id": "a", "index": 0, "value": "t1", LINEAGE: 0},
+        {"id": "a", "index": 1, "value": "t2", LINEAGE: 0},
+    ]
+    out, _ = run(RelationalizeChildren("items", ["id"]), ORDERS.slice(0, 0))
+    assert out is not None and out.num_rows == 0
+    assert out.column_names == ["id", "index", "sku", "qty", LINEAGE]
+
+
+def test_relationalize_refuses_a_missing_key_or_clashing_names() -> None:
+    with pytest.raises(ConfigurationError, match="needs key"):
+        Relationalize("items", [])
+    clash = table({"sku": ["k"], "items": pa.array([[{"sku": "a", "qty": 1}]], pa.list_(ITEM))})
+    with pytest.raises(ConfigurationError, match="prefix"):
+        run(RelationalizeChildren("items", ["sku"]), clash)
+
+
+def test_without_a_schema_a_batch_of_the_wrong_type_is_dead_lettered_not_fatal() -> None:
+    data = table({"payload": [1, 2]})
+    strict = Unbox("payload")
+    with pytest.raises(ConfigurationError, match="not JSON text"):
+        run(strict, data)
+
+    lenient = Unbox("payload")
+    lenient.strict_columns = False
+    out, failures = run(lenient, data, "unbox")
+
+    assert out is None
+    assert [(f.row, f.error_class) for f in failures] == [(0, "RowsRejected"), (1, "RowsRejected")]
+    assert "'payload' is int64, not JSON text" in failures[0].message
+
+
+def test_without_a_schema_an_absent_list_column_explodes_to_nothing() -> None:
+    step = Explode("tags", keep_empty=True)
+    step.strict_columns = False
+    out, _ = run(step, table({"id": [1]}))
+    assert out is not None
+    assert out.to_pylist() == [{"id": 1, LINEAGE: 0, "tags": None}]
