@@ -114,14 +114,28 @@ class KinesisConnection(_Fields):
     secret_access_key: SecretStr | None = None
     session_token: SecretStr | None = None
 
+    def client_options(self) -> dict[str, str]:
+        """Keyword arguments for ``boto3.client("kinesis", ...)``."""
+        options = {"region_name": self.region}
+        if self.endpoint_url:
+            options["endpoint_url"] = self.endpoint_url
+        if self.access_key_id:
+            options["aws_access_key_id"] = self.access_key_id
+        if self.secret_access_key:
+            options["aws_secret_access_key"] = self.secret_access_key.get_secret_value()
+        if self.session_token:
+            options["aws_session_token"] = self.session_token.get_secret_value()
+        return options
+
     def environment(self) -> dict[str, str]:
-        env = {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
+        """The engine's Kinesis settings (``STREAM_ETL_KINESIS_*``); a session token goes to boto3's chain."""
+        env = {"STREAM_ETL_KINESIS_REGION": self.region}
         if self.endpoint_url:
             env["STREAM_ETL_KINESIS_ENDPOINT_URL"] = self.endpoint_url
         if self.access_key_id:
-            env["AWS_ACCESS_KEY_ID"] = self.access_key_id
+            env["STREAM_ETL_KINESIS_ACCESS_KEY_ID"] = self.access_key_id
         if self.secret_access_key:
-            env["AWS_SECRET_ACCESS_KEY"] = self.secret_access_key.get_secret_value()
+            env["STREAM_ETL_KINESIS_SECRET_ACCESS_KEY"] = self.secret_access_key.get_secret_value()
         if self.session_token:
             env["AWS_SESSION_TOKEN"] = self.session_token.get_secret_value()
         return env
@@ -261,7 +275,7 @@ class Connections:
         return env
 
     def test(self, name: str, *, timeout_s: float = 10.0) -> TestResult:
-        """Really connect: Kafka metadata, S3 list bucket, Postgres SELECT 1."""
+        """Really connect: Kafka metadata, S3 list bucket, Kinesis list streams, Postgres SELECT 1."""
         from stream_etl.control.probes import probe
 
         resolved = self.resolve(name)

@@ -1,7 +1,7 @@
 """test-connection: really connect to what a connection points at.
 
-Kafka: fetch cluster metadata; S3: list the bucket (or the buckets); Postgres:
-``SELECT 1``. Kinesis is not probed yet (no AWS SDK in the install): it says so.
+Kafka: fetch cluster metadata; S3: list the bucket (or the buckets); Kinesis: list
+streams (boto3, from the ``kinesis`` extra); Postgres: ``SELECT 1``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from stream_etl.errors import ConfigurationError
 
 
 def probe(connection: Any, *, timeout_s: float) -> str:
-    from stream_etl.control.connections import KafkaConnection, PostgresConnection, S3Connection
+    from stream_etl.control.connections import KafkaConnection, KinesisConnection, PostgresConnection, S3Connection
 
     if isinstance(connection, KafkaConnection):
         return _kafka(connection, timeout_s)
@@ -21,6 +21,8 @@ def probe(connection: Any, *, timeout_s: float) -> str:
         return _s3(connection, timeout_s)
     if isinstance(connection, PostgresConnection):
         return _postgres(connection, timeout_s)
+    if isinstance(connection, KinesisConnection):
+        return _kinesis(connection, timeout_s)
     msg = f"test-connection does not support {type(connection).__name__} yet"
     raise ConfigurationError(msg)
 
@@ -65,3 +67,19 @@ def _postgres(connection: Any, timeout_s: float) -> str:
         row = conn.execute("SELECT 1, version()").fetchone()
     assert row is not None and row[0] == 1  # noqa: S101 - SELECT 1 answers 1
     return f"Postgres reached: {str(row[1]).split(' on ')[0]}"
+
+
+def _kinesis(connection: Any, timeout_s: float) -> str:
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as exc:
+        msg = "testing a Kinesis connection needs boto3: pip install 'stream-etl[kinesis]'"
+        raise ConfigurationError(msg) from exc
+    config = Config(connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": 1})
+    client = boto3.client("kinesis", config=config, **connection.client_options())
+    try:
+        streams = client.list_streams(Limit=100)["StreamNames"]
+    finally:
+        client.close()
+    return f"Kinesis reached: {len(streams)} stream(s)"

@@ -12,7 +12,7 @@ from stream_etl.control.errors import AlreadyExists, NotFound
 from stream_etl.control.secrets import MASK, SecretBox, new_key_file, read_key_file
 from stream_etl.control.store import Store
 from stream_etl.errors import ConfigurationError
-from tests.services import Services
+from tests.services import KinesisService, Services
 
 PASSWORD = "pw-Zq81-very-secret"
 
@@ -121,3 +121,21 @@ def test_test_connection_really_connects(store: Store, box: SecretBox, services:
     assert pg.ok and "PostgreSQL" in pg.message
     down = connections.test("pg-down", timeout_s=3)
     assert not down.ok and PASSWORD not in down.message
+
+
+def test_test_connection_reaches_kinesis(store: Store, box: SecretBox, kinesis: KinesisService) -> None:
+    connections = Connections(store, box)
+    connections.create(
+        "streams",
+        "kinesis",
+        {"endpoint_url": kinesis.endpoint, "access_key_id": "local", "secret_access_key": PASSWORD},
+    )
+    result = connections.test("streams")
+    assert result.ok, result.message
+    assert result.message.startswith("Kinesis reached")
+    env = connections.environment(["streams"])
+    assert env["STREAM_ETL_KINESIS_ENDPOINT_URL"] == kinesis.endpoint
+    assert env["STREAM_ETL_KINESIS_SECRET_ACCESS_KEY"] == PASSWORD
+    connections.create("nowhere", "kinesis", {"endpoint_url": "http://127.0.0.1:1", "secret_access_key": PASSWORD})
+    failed = connections.test("nowhere", timeout_s=2)
+    assert not failed.ok and PASSWORD not in failed.message

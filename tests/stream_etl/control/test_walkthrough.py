@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
+@pytest.mark.services  # starts its own local stack, as the doc does
 @pytest.mark.timeout(600)
 def test_the_walkthrough_runs(tmp_path: Path) -> None:
     text = (ROOT / "docs" / "CONTROL_PLANE.md").read_text()
