@@ -181,6 +181,109 @@ def _catalog_hook() -> TableCatalog | None:
     return from_environment(os.environ)
 
 
+# preview ---------------------------------------------------------------------------
+
+
+@app.command()
+def preview(
+    topology: Annotated[
+        str, typer.Argument(help="The topology: path/to/module.py[:attribute] (attribute defaults to 'topology').")
+    ],
+    limit: Annotated[int, typer.Option(min=1, help="Records to read from the source.")] = 10,
+    rows: Annotated[int, typer.Option(min=0, help="Rows to print per step.")] = 5,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for records.")] = 10.0,
+    app_id: Annotated[str | None, typer.Option(help="Job identity (default: the topology's name).")] = None,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option("--arg", help="Job argument key=value, read in the module with job_args(). Repeatable."),
+    ] = None,
+    check_sinks: Annotated[
+        bool,
+        typer.Option("--check-sinks", help="Also fit each sink's rows to its table's schema (reads the sinks)."),
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Read a few records and show each step's output, schema and dead letters. Writes nothing.
+
+    Kafka partitions are assigned directly (no consumer-group join, no offsets committed),
+    no sink is opened: a following `run` reads the same records as it would have.
+    """
+    from stream_etl.loader import load_topology
+    from stream_etl.preview import preview as run_preview
+
+    with _errors():
+        args = _parse_args(arg or [])
+        loaded = load_topology(topology, args=args)
+        ctx = RunContext(app_id=check_app_id(app_id or loaded.name), settings=load_settings(), args=args)
+        result = run_preview(loaded, ctx, limit=limit, timeout_s=timeout, check_sinks=check_sinks)
+    if json_output:
+        out.print_json(json.dumps(_preview_json(result, rows), default=str))
+        return
+    if not result.records:
+        err.print(f"no records arrived within {timeout:g}s")
+        return
+    out.print(f"[bold]{result.records}[/bold] record(s) read; nothing committed")
+    for node in result.nodes:
+        count = node.output.num_rows if node.output is not None else 0
+        out.print(f"\n[bold]{node.name}[/bold] ({node.kind}: {node.description}): {count} row(s)", highlight=False)
+        if node.output is not None:
+            table = node.output.drop_columns([c for c in node.output.column_names if c.startswith("__stream_etl")])
+            out.print(", ".join(f"{f.name}: {f.type}" for f in table.schema), highlight=False)
+            if rows and table.num_rows:
+                view = Table(*table.column_names)
+                for row in table.slice(0, rows).to_pylist():
+                    view.add_row(*(_cell(v) for v in row.values()))
+                out.print(view)
+        for failure in node.failures[:rows]:
+            out.print(
+                f"  [red]dead letter[/red] row {failure.row}: {failure.error_class}: {failure.message}", highlight=False
+            )
+    dead = result.dead_letters
+    out.print(f"\n[bold]dead letters[/bold]: {dead.num_rows if dead is not None else 0}")
+    if dead is not None and rows:
+        view = Table("step", "error", "partition", "offset", "raw")
+        for row in dead.slice(0, rows).to_pylist():
+            view.add_row(row["step"], row["error"], row["partition"], str(row["offset"]), _cell(row["raw"]))
+        out.print(view)
+
+
+def _cell(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _preview_json(result: Any, rows: int) -> dict[str, Any]:
+    nodes = []
+    for node in result.nodes:
+        output = node.output
+        if output is not None:
+            output = output.drop_columns([c for c in output.column_names if c.startswith("__stream_etl")])
+        nodes.append(
+            {
+                "name": node.name,
+                "kind": node.kind,
+                "description": node.description,
+                "rows": output.num_rows if output is not None else 0,
+                "schema": [{"name": f.name, "type": str(f.type)} for f in output.schema]
+                if output is not None
+                else None,
+                "head": output.slice(0, rows).to_pylist() if output is not None else [],
+                "dead_letters": [
+                    {"row": f.row, "error_class": f.error_class, "error": f.message} for f in node.failures
+                ],
+            }
+        )
+    dead = result.dead_letters
+    return {
+        "records": result.records,
+        "nodes": nodes,
+        "dead_letters": [
+            {**row, "raw": row["raw"].decode("utf-8", "replace") if row["raw"] is not None else None}
+            for row in (dead.to_pylist() if dead is not None else [])
+        ],
+    }
+
+
 def _tune_garbage_collector() -> None:
     """Collect cycles rarely: a worker allocates millions of short-lived objects (one per
     Kafka message), and with the default thresholds the collector ran ~1,500 times per

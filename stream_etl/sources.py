@@ -98,3 +98,8 @@ class Source(ABC):
     @abstractmethod
     def describe(self) -> str:
         """One line for logs, e.g. ``kafka topic orders``."""
+
+    def for_preview(self) -> Source:
+        """A source for ``stream-etl preview``: reads without changing anything at the source
+        (no group membership, no committed offsets). Sources that keep no such state return self."""
+        return self

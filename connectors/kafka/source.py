@@ -74,12 +74,24 @@ class KafkaSource(Source):
         except ValidationError as exc:
             msg = f"invalid KafkaSource settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
             raise ConfigurationError(msg) from exc
+        self.previewing = False
 
     def describe(self) -> str:
         return f"kafka topic {', '.join(self.config.topics)}"
 
+    def for_preview(self) -> KafkaSource:
+        """Partitions assigned directly under a separate group id: no group join (no rebalance of
+        running workers) and, since previews never commit, no offsets moved in any group."""
+        copy = KafkaSource.__new__(KafkaSource)
+        copy.config = self.config.model_copy(update={"assignment": "direct"})
+        copy.previewing = True
+        return copy
+
     def open(self, ctx: RunContext, listener: AssignmentListener) -> KafkaReader:
-        return KafkaReader(self.config, ctx, listener)
+        config = self.config
+        if self.previewing:
+            config = config.model_copy(update={"group_id": f"{config.group_id or ctx.app_id}-preview"})
+        return KafkaReader(config, ctx, listener)
 
 
 class KafkaReader(SourceReader):

@@ -25,6 +25,7 @@ COMMANDS = [
     ["dev", "status"],
     ["table"],
     ["table", "show"],
+    ["preview"],
 ]
 
 
@@ -93,6 +94,22 @@ def test_an_unreachable_broker_is_a_runtime_error(tmp_path: Path) -> None:
     )
     assert code == 1
     assert "cannot reach Kafka at 127.0.0.1:1" in output
+
+
+def test_preview_with_an_unreachable_broker_says_so_and_exits_1(tmp_path: Path) -> None:
+    code, output = _run(
+        ["preview", str(ROOT / "topologies" / "orders.py"), "--limit", "5"],
+        tmp_path,
+        STREAM_ETL_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
+        STREAM_ETL_KAFKA_OPTIONS="socket.connection.setup.timeout.ms=1000",
+    )
+    assert code == 1
+    assert "cannot reach Kafka at 127.0.0.1:1" in output and "stream-etl dev up" in output
+
+
+def test_preview_with_a_bad_limit_is_a_usage_error(tmp_path: Path) -> None:
+    code, output = _run(["preview", str(ROOT / "topologies" / "orders.py"), "--limit", "0"], tmp_path)
+    assert code == 2
 
 
 def test_a_bad_job_argument_is_a_usage_error(tmp_path: Path) -> None:
