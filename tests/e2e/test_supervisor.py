@@ -8,9 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
@@ -23,14 +25,33 @@ from stream_etl.control.store import Store
 from stream_etl.samples import orders
 from tests.e2e.workers import ORDERS, ROOT, assert_same_orders, read_table, table_version
 from tests.services import Services
+from tests.stream_etl.control.conftest import POSTGRES
 
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture
-def control(tmp_path: Path, services: Services) -> Iterator[tuple[Store, subprocess.Popen[bytes], str]]:
+def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The store: a SQLite file, or (``indirect`` param ``postgres``) a fresh Postgres database."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{tmp_path / 'control.db'}"
+        return
+    name = f"control_e2e_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def control(
+    tmp_path: Path, services: Services, metadata_url: str
+) -> Iterator[tuple[Store, subprocess.Popen[bytes], str]]:
     key = Fernet.generate_key().decode()
-    url = f"sqlite:///{tmp_path / 'control.db'}"
+    url = metadata_url
     store = Store.open(url)
     connections = Connections(store, SecretBox(key))
     connections.create("kafka", "kafka", {"bootstrap_servers": services.kafka_bootstrap})
@@ -77,6 +98,7 @@ def _wait(jobs: Jobs, run_id: int, until: Callable[[RunInfo], bool], log: str, t
         time.sleep(0.1)
 
 
+@pytest.mark.parametrize("metadata_url", ["sqlite", "postgres"], indirect=True)
 def test_a_sigkilled_worker_is_restarted_and_the_run_succeeds_exactly_once(
     services: Services,
     topic: Callable[..., str],
