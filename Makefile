@@ -8,7 +8,7 @@ DEMO   := .stream-etl/demo
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install kinesalite demo test test-fast bench lint typecheck clean
+.PHONY: help install kinesalite demo test test-fast bench bench-peers lint typecheck clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ test-fast: $(STAMP) ## Run the tests that need no services
 
 bench: $(STAMP) $(KINESALITE) ## Benchmark 1M records Kafka -> Delta against a bare consumer; writes bench/results/latest.json
 	$(BIN)/python -m bench.run --repeat 3
+
+bench-peers: $(STAMP) ## Quix Streams, Bytewax, Faust, Pathway on the same 1M records (own venvs in bench/.peers); writes bench/results/peers.json
+	$(BIN)/python -m bench.peers
 
 lint: $(STAMP) ## Ruff
 	$(BIN)/ruff check stream_etl connectors topologies tests bench
