@@ -27,7 +27,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from stream_etl import __version__
+from stream_etl.catalog import TableCatalog
 from stream_etl.context import RunContext, check_app_id
+from stream_etl.control import cli as control_cli
 from stream_etl.devstack import DevStack
 from stream_etl.errors import ConfigurationError, StreamEtlError
 from stream_etl.metrics import RunStats
@@ -168,6 +170,7 @@ def run(
             settings=load_settings(),
             mode="until_caught_up" if until_caught_up else "continuous",
             args=args,
+            catalog=_catalog_hook(),
         )
         loop = RunLoop(loaded, ctx)
         if os.environ.get("STREAM_ETL_FAULT"):  # reliability tests: crash at a named point
@@ -194,6 +197,15 @@ def run(
         )
     else:
         _print_summary(summary.stats, summary.sinks, caught_up=summary.caught_up)
+
+
+def _catalog_hook() -> TableCatalog | None:
+    """The control plane's catalog, when a job's supervisor (or the user) names a catalog database."""
+    if not os.environ.get("STREAM_ETL_CATALOG_DATABASE"):
+        return None
+    from stream_etl.control.hook import from_environment
+
+    return from_environment(os.environ)
 
 
 # preview ---------------------------------------------------------------------------
@@ -582,6 +594,9 @@ def dev_status(state_dir: StateDir = None) -> None:
     out.print_json(json.dumps(status))
     if not status["running"]:
         raise typer.Exit(1)
+
+
+control_cli.register(app)  # catalog, connections, jobs, runs, tokens, api, worker (imports nothing heavy)
 
 
 def main() -> None:

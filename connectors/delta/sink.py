@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from connectors.delta.config import diagnose_s3, is_s3, storage_options
 from connectors.delta.writable import writable
+from stream_etl.catalog import TableCommit
 from stream_etl.context import RunContext
 from stream_etl.errors import (
     ConfigurationError,
@@ -134,6 +135,12 @@ class DeltaSnapshot:
         return self._positions[partition]
 
 
+def _adds_columns(written: pa.Schema, before: pa.Schema | None) -> bool:
+    """Whether a commit of ``written`` changed a table whose schema was ``before`` (merge mode only
+    ever adds columns; values are cast to the table's types): a name check, cheap per commit."""
+    return before is not None and not set(written.names) <= set(before.names)
+
+
 def txn_app_id(app_id: str, partition: SourcePartition) -> str:
     """The Delta txn app id holding ``partition``'s position for job ``app_id``."""
     return f"{app_id}-{partition.stream}-{partition.partition}"
@@ -145,6 +152,7 @@ class DeltaWriter(SinkWriter):
     def __init__(self, sink: DeltaSink, ctx: RunContext) -> None:
         self.sink = sink
         self.app_id = ctx.app_id
+        self.catalog = ctx.catalog
         self.options = storage_options(sink.uri, ctx.settings, sink.storage_options)
         self._table: DeltaTable | None = self._load()
         if self._table is not None and sink.partition_by:
@@ -302,7 +310,31 @@ class DeltaWriter(SinkWriter):
         if creating:
             self._table = self._load()
         version = self._table.version() if self._table is not None else None
+        if self.catalog is not None and (creating or _adds_columns(table.schema, snapshot.schema)):
+            self._tell_catalog(created=creating)
         return CommitInfo(rows=table.num_rows, version=version)
+
+    def _tell_catalog(self, *, created: bool) -> None:
+        """Register the table or its new schema; a catalog failure never fails the run (the
+        commit already happened), it is logged."""
+        assert self.catalog is not None  # noqa: S101 - checked by the caller
+        try:
+            if self._table is None:
+                return
+            if not created:
+                self._table.update_incremental()
+            commit = TableCommit(
+                location=self.sink.uri,
+                format="delta",
+                schema=pa.schema(self._table.schema().to_arrow()),
+                partition_keys=tuple(self._table.metadata().partition_columns),
+                table_version=self._table.version(),
+                created=created,
+                app_id=self.app_id,
+            )
+            self.catalog.table_committed(commit)
+        except Exception:  # the catalog is metadata: the data is committed whatever happens here
+            log.warning("could not update the catalog for %s", self.sink.uri, exc_info=True)
 
     def _merges(self, snapshot: DeltaSnapshot) -> bool:
         """Whether this commit may add columns: under merge, or to add the rescue column once."""
