@@ -44,7 +44,9 @@ SCENARIOS: list[tuple[str, Scenario]] = []
 
 def _register() -> None:
     from bench.scenarios.freshness import freshness
+    from bench.scenarios.kinesis import kinesis
     from bench.scenarios.limits import limits
+    from bench.scenarios.postgres import postgres
     from bench.scenarios.rich import rich
     from bench.scenarios.wide import wide_records
     from bench.scenarios.workers import two_workers
@@ -54,6 +56,8 @@ def _register() -> None:
     SCENARIOS.append(("freshness", freshness))
     SCENARIOS.append(("wide", wide_records))
     SCENARIOS.append(("workers", two_workers))
+    SCENARIOS.append(("postgres", postgres))
+    SCENARIOS.append(("kinesis", kinesis))
 
 
 _register()

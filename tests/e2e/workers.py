@@ -60,9 +60,12 @@ def run_worker(
     log: Path,
     timeout: float = 180,
     topology: str = ORDERS,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run until caught up; returns the summary, or fails with the worker's log."""
-    process = start_worker(services, app_id=app_id, args=args, log=log, until_caught_up=True, topology=topology)
+    process = start_worker(
+        services, app_id=app_id, args=args, log=log, until_caught_up=True, topology=topology, extra_env=extra_env
+    )
     try:
         code = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
