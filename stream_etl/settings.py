@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -43,6 +44,9 @@ class Settings(BaseModel):
         default="", description="librdkafka options for every Kafka client, 'key=value,key=value'"
     )
     kafka_consumer_options: str = Field(default="", description="librdkafka options for consumers only")
+    kafka_client: Literal["confluent", "aiokafka"] = Field(
+        default="confluent", description="Kafka client of KafkaSource when it names none: confluent or aiokafka"
+    )
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint (leave unset for AWS)")
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
