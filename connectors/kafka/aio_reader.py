@@ -25,9 +25,9 @@ offsets are taken with C-level ``map(attrgetter(...))`` calls; no Python loop pe
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -50,6 +50,7 @@ from stream_etl.stage import name_os_thread
 try:
     from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
     from aiokafka.errors import KafkaError
+    from aiokafka.protocol.group import LeaveGroupRequest
 except ImportError as exc:  # pragma: no cover - depends on the install
     msg = "KafkaSource(client='aiokafka') needs aiokafka: pip install 'stream-etl[aiokafka]'"
     raise ImportError(msg) from exc
@@ -75,6 +76,54 @@ class _Call:
                 self.future.set_result(self.fn(*self.args))
             except BaseException as exc:  # handed back to the awaiting callback
                 self.future.set_exception(exc)
+
+
+class _EndWatch:
+    """Finds partitions whose end was reached, from fetch responses.
+
+    A broker's high watermark can understate the end (Tansu answers the last record batch's
+    base offset + 1), so the watermark alone cannot say. aiokafka accepts a fetch response only
+    when it was fetched at the partition's current position, and records it brings stay
+    buffered (the position does not move) until ``getmany`` returns them. So: if a response
+    arrived after the position last moved, and the ``getmany`` that followed returned nothing
+    for the partition with the buffer drained, that response was empty and the position is
+    the partition's end.
+    """
+
+    def __init__(self) -> None:
+        self._moved: dict[Any, tuple[int, float]] = {}
+
+    @staticmethod
+    def stamps(consumer: Any) -> dict[Any, int | None]:
+        """Arrival time (ms) of each assigned partition's last fetch response; take before ``getmany``."""
+        return {tp: consumer.last_poll_timestamp(tp) for tp in consumer.assignment()}
+
+    async def reached(
+        self, consumer: Any, stamps: dict[Any, int | None], data: dict[Any, list[Any]], drained: bool
+    ) -> dict[Any, int]:
+        now_ms = time.time() * 1000
+        ends: dict[Any, int] = {}
+        assigned = consumer.assignment()
+        for tp, stamp in stamps.items():
+            if stamp is None or tp not in assigned:
+                continue
+            position = await consumer.position(tp)
+            moved = self._moved.get(tp)
+            if moved is None or moved[0] != position:
+                self._moved[tp] = (position, now_ms)
+            elif drained and not data.get(tp) and stamp > moved[1]:
+                ends[tp] = position
+        return ends
+
+
+async def _leave_group(coordinator: Any) -> None:
+    """Send LeaveGroup for the coordinator's member, whatever its generation number."""
+    if coordinator.member_id and getattr(coordinator, "_group_instance_id", None) is None:
+        try:
+            await coordinator._send_req(LeaveGroupRequest(coordinator.group_id, coordinator.member_id))
+        except KafkaError as exc:
+            log.warning("leaving consumer group %s failed: %r", coordinator.group_id, exc)
+    coordinator.reset_generation()
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -121,12 +170,19 @@ class AioKafkaReader(SourceReader):
         self._assigned: set[SourcePartition] = set()
         self._assigned_lock = threading.Lock()
         self._reported_ends: dict[SourcePartition, int] = {}
+        self._ends = _EndWatch()
+        #: Partitions this reader has positioned (stored + 1 or the start position). aiokafka
+        #: starts fetching a partition as soon as it is assigned, from its committed offset or
+        #: auto_offset_reset, and getmany may return those records before the listener's seek:
+        #: records of partitions not positioned yet are dropped (the seek reads them again).
+        self._positioned: set[Any] = set()
         self._to_commit: dict[SourcePartition, int] = {}
         self._pending_commit: concurrent.futures.Future[None] | None = None
         self._failure: BaseException | None = None
         self._subscribed = False
         self._closed = False
-        self._calls: queue.Queue[_Call | None] = queue.Queue()
+        self._calls: collections.deque[_Call] = collections.deque()
+        self._wake = threading.Condition()
         self._consumer: Any = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="stream-etl-aiokafka", daemon=True)
@@ -160,18 +216,27 @@ class AioKafkaReader(SourceReader):
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the loop and wait for it, making the calls the loop posts meanwhile."""
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        future.add_done_callback(lambda _: self._calls.put(None))
+        future.add_done_callback(lambda _: self._notify())
         while True:
-            item = self._calls.get()
+            with self._wake:
+                while not self._calls and not future.done():
+                    self._wake.wait()
+                item = self._calls.popleft() if self._calls else None
             if item is not None:
                 item.run()
             elif future.done():
                 return future.result()
 
+    def _notify(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
     async def _in_polling_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Have the polling thread call ``fn(*args)`` (the run loop's listener) and await it."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._calls.put(_Call(fn, args, future))
+        with self._wake:
+            self._calls.append(_Call(fn, args, future))
+            self._wake.notify_all()
         return await asyncio.wrap_future(future)
 
     def _new_consumer(self, **overrides: Any) -> Any:
@@ -209,12 +274,14 @@ class AioKafkaReader(SourceReader):
     async def _assigned_now(self, tps: list[TopicPartition]) -> None:
         try:
             sps = [SourcePartition(tp.topic, tp.partition) for tp in tps]
+            self._positioned.difference_update(tps)
             self.registry.ids_of(sps)
             resume: dict[SourcePartition, int] = await self._in_polling_thread(self.listener.on_assigned, sps)
             fresh = []
             for tp, sp in zip(tps, sps, strict=True):
                 if sp in resume:
                     self._consumer.seek(tp, resume[sp])
+                    self._positioned.add(tp)
                 else:
                     fresh.append(tp)
             await self._seek_start(fresh)
@@ -234,6 +301,7 @@ class AioKafkaReader(SourceReader):
             return
         with self._assigned_lock:
             self._assigned.difference_update(sps)
+        self._positioned.difference_update(tps)
         try:
             await self._in_polling_thread(self.listener.on_revoked, sps)
         except BaseException as exc:
@@ -241,31 +309,30 @@ class AioKafkaReader(SourceReader):
             raise
 
     async def _seek_start(self, tps: list[TopicPartition]) -> None:
-        """Position partitions without a stored position at the configured start."""
+        """Position partitions without a stored position at the configured start.
+
+        Offsets are looked up first and every seek is the synchronous ``seek``, marked
+        positioned in the same loop step (see ``_positioned``)."""
         if not tps:
             return
         start = self.config.start_from
         consumer = self._consumer
+        sps = [SourcePartition(tp.topic, tp.partition) for tp in tps]
         if isinstance(start, datetime):
             millis = int(start.timestamp() * 1000)
             found = await consumer.offsets_for_times(dict.fromkeys(tps, millis))
-            late = [tp for tp in tps if found.get(tp) is None]
-            for tp in tps:
-                if found.get(tp) is not None:
-                    consumer.seek(tp, found[tp].offset)
-            if late:
-                await consumer.seek_to_end(*late)
+            ends = await consumer.end_offsets(tps)
+            offsets = {tp: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in tps}
         elif start == "earliest":
-            await consumer.seek_to_beginning(*tps)
+            offsets = await consumer.beginning_offsets(tps)
         else:  # latest: the true end from fetch responses (see module docstring)
-            sps = [SourcePartition(tp.topic, tp.partition) for tp in tps]
-            ends = await self._true_ends(sps)
-            empty = [tp for tp, sp in zip(tps, sps, strict=True) if sp not in ends]
-            for tp, sp in zip(tps, sps, strict=True):
-                if sp in ends:
-                    consumer.seek(tp, ends[sp])
-            if empty:
-                await consumer.seek_to_end(*empty)
+            true_ends = await self._true_ends(sps)
+            ends = await consumer.end_offsets(tps)
+            offsets = {tp: true_ends.get(sp, ends[tp]) for tp, sp in zip(tps, sps, strict=True)}
+        for tp in tps:
+            if tp in consumer.assignment():
+                consumer.seek(tp, offsets[tp])
+                self._positioned.add(tp)
 
     # SourceReader -------------------------------------------------------------------------
 
@@ -318,6 +385,7 @@ class AioKafkaReader(SourceReader):
             raise SourceError(msg) from failure
 
     async def _fetch(self, max_records: int, timeout_ms: int) -> tuple[dict[Any, list[Any]], dict[int, int]]:
+        stamps = _EndWatch.stamps(self._consumer) if self.until_caught_up else {}
         try:
             data: dict[Any, list[Any]] = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         except KafkaError as exc:
@@ -326,24 +394,21 @@ class AioKafkaReader(SourceReader):
                 raise SourceError(msg) from exc
             log.warning("Kafka: %r", exc)
             return {}, {}
-        ends = await self._ends_reached() if self.until_caught_up else {}
-        return data, ends
-
-    async def _ends_reached(self) -> dict[int, int]:
-        """Partitions whose position reached the high watermark of their last fetch response,
-        each reported once per time it gets there (as librdkafka's end-of-partition event)."""
-        consumer = self._consumer
+        if any(tp not in self._positioned for tp in data):  # read before the listener's seek
+            data = {tp: records for tp, records in data.items() if tp in self._positioned}
+        if not self.until_caught_up:
+            return data, {}
+        drained = sum(map(len, data.values())) < max_records
         ends: dict[int, int] = {}
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            if highwater is None:
+        for tp, position in (await self._ends.reached(self._consumer, stamps, data, drained)).items():
+            if tp not in self._positioned:
                 continue
-            position = await consumer.position(tp)
             sp = SourcePartition(tp.topic, tp.partition)
-            if position >= highwater and self._reported_ends.get(sp) != position:
+            if self._reported_ends.get(sp) != position:  # once per time it gets there, as librdkafka's EOF
                 self._reported_ends[sp] = position
                 ends[self.registry.id_of(sp)] = position
-        return ends
+                log.debug("%s: end reached at %d", sp, position)
+        return data, ends
 
     def seek(self, positions: dict[SourcePartition, int | None]) -> None:
         self._call(self._seek(positions))
@@ -356,9 +421,11 @@ class AioKafkaReader(SourceReader):
             tp = TopicPartition(sp.stream, int(sp.partition))
             target = positions[sp]
             if target is None:
+                self._positioned.discard(tp)
                 fresh.append(tp)
             else:
                 self._consumer.seek(tp, target)
+                self._positioned.add(tp)
             self._reported_ends.pop(sp, None)
         await self._seek_start(fresh)
 
@@ -386,7 +453,7 @@ class AioKafkaReader(SourceReader):
 
     async def _true_ends(self, partitions: list[SourcePartition]) -> dict[SourcePartition, int]:
         """Ends of the non-empty ``partitions``, read from fetch responses: a probe consumer
-        reads from just before ListOffsets' answer until its position reaches the high watermark."""
+        reads from just before ListOffsets' answer until a fetch comes back empty (:class:`_EndWatch`)."""
         candidates = {
             sp: max(high - 1, low) for sp, (low, high) in (await self._watermarks(partitions)).items() if high > low
         }
@@ -400,15 +467,14 @@ class AioKafkaReader(SourceReader):
             probe.assign(list(tps.values()))
             for sp, at in candidates.items():
                 probe.seek(tps[sp], at)
+            watch = _EndWatch()
             deadline = time.monotonic() + self.config.connect_timeout_s
             while len(ends) < len(candidates) and time.monotonic() < deadline:
-                await probe.getmany(timeout_ms=200, max_records=10_000)
-                for sp, tp in tps.items():
-                    highwater = probe.highwater(tp)
-                    if sp not in ends and highwater is not None:
-                        position = await probe.position(tp)
-                        if position >= highwater:
-                            ends[sp] = position
+                stamps = watch.stamps(probe)
+                data = await probe.getmany(timeout_ms=100, max_records=10_000)
+                drained = sum(map(len, data.values())) < 10_000
+                for tp, position in (await watch.reached(probe, stamps, data, drained)).items():
+                    ends.setdefault(SourcePartition(tp.topic, tp.partition), position)
         except KafkaError as exc:
             msg = f"cannot read the ends of {self.config.topics} from {self.bootstrap}: {exc!r}"
             raise SourceUnavailable(msg) from exc
@@ -418,6 +484,7 @@ class AioKafkaReader(SourceReader):
         if missing:
             msg = f"could not find the end of {missing} within {self.config.connect_timeout_s}s"
             raise SourceUnavailable(msg)
+        log.debug("true ends %s (ListOffsets said %s)", ends, candidates)
         return ends
 
     def commit(self, positions: dict[SourcePartition, int]) -> None:
@@ -459,9 +526,21 @@ class AioKafkaReader(SourceReader):
                 if offsets:
                     self._call(self._commit(offsets))
             finally:
-                self._call(self._consumer.stop())
+                self._call(self._stop())
         finally:
             self._stop_loop()
+
+    async def _stop(self) -> None:
+        """Stop the consumer, leaving the group even at generation 0.
+
+        aiokafka sends LeaveGroup only for generation > 0, and Tansu numbers a group's first
+        generation 0: the member would linger for session.timeout.ms, delaying the next
+        worker's join and refusing offset commits (UNKNOWN_MEMBER_ID). The coordinator's own
+        leave step runs after its heartbeat stopped; this replaces it for that case only."""
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        if coordinator is not None and coordinator.generation == 0:
+            coordinator._maybe_leave_group = lambda: _leave_group(coordinator)
+        await self._consumer.stop()
 
     def _finish_join(self) -> None:
         """Let a pending group join finish before leaving (see the confluent reader: Tansu never

@@ -60,9 +60,12 @@ def run_worker(
     log: Path,
     timeout: float = 180,
     topology: str = ORDERS,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run until caught up; returns the summary, or fails with the worker's log."""
-    process = start_worker(services, app_id=app_id, args=args, log=log, until_caught_up=True, topology=topology)
+    process = start_worker(
+        services, app_id=app_id, args=args, log=log, until_caught_up=True, topology=topology, extra_env=extra_env
+    )
     try:
         code = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -71,6 +74,11 @@ def run_worker(
     assert code == 0, f"worker exited {code}:\n{log.read_text()[-3000:]}"
     summary: dict[str, Any] = json.loads(log.with_suffix(".out").read_text())
     return summary
+
+
+def client_env(kafka_client: str) -> dict[str, str]:
+    """The environment that makes a worker read Kafka with ``kafka_client`` (confluent, aiokafka)."""
+    return {"STREAM_ETL_KAFKA_CLIENT": kafka_client}
 
 
 def read_table(uri: str, services: Services) -> pa.Table | None:
