@@ -41,7 +41,7 @@ bench: $(STAMP) ## Benchmark 1M records Kafka -> Delta against a bare consumer; 
 	$(BIN)/python -m bench.run --repeat 3
 
 lint: $(STAMP) ## Ruff
-	$(BIN)/ruff check stream_etl connectors topologies tests bench
+	$(BIN)/ruff check stream_etl connectors topologies examples tests bench
 
 typecheck: $(STAMP) ## Mypy (strict on the library)
 	$(BIN)/mypy
