@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from stream_etl.errors import ConfigurationError
 
@@ -62,7 +62,12 @@ class Settings(BaseModel):
         environ = os.environ if environ is None else environ
         names = set(cls.model_fields)
         values = {key[len(PREFIX) :].lower(): value for key, value in environ.items() if key.startswith(PREFIX)}
-        return cls.model_validate({name: value for name, value in values.items() if name in names})
+        try:
+            return cls.model_validate({name: value for name, value in values.items() if name in names})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            msg = f"{PREFIX}{str(error['loc'][0]).upper()}: {error['msg']}"
+            raise ConfigurationError(msg) from exc
 
     def kafka_config(self) -> dict[str, str]:
         """Options for every Kafka client (security, timeouts)."""
