@@ -95,12 +95,14 @@ def test_two_workers_share_partitions_and_one_takes_over(
     unique: str,
     tmp_path: Path,
     stop_with: signal.Signals,
+    kafka_client: str,
 ) -> None:
     name = topic(partitions=4)
     args = {"topic": name, "table": table_uri, "batch_records": "5000"}
     produce(services.kafka_bootstrap, name, orders(40_000))
-    first = start_worker(services, app_id=unique, args=args, log=tmp_path / "a.log")
-    second = start_worker(services, app_id=unique, args=args, log=tmp_path / "b.log")
+    env = client_env(kafka_client)
+    first = start_worker(services, app_id=unique, args=args, log=tmp_path / "a.log", extra_env=env)
+    second = start_worker(services, app_id=unique, args=args, log=tmp_path / "b.log", extra_env=env)
     try:
         _wait_for(
             lambda: "assigned" in (tmp_path / "a.log").read_text() and "assigned" in (tmp_path / "b.log").read_text(),
