@@ -12,7 +12,9 @@ beginning), adds nothing to the table: records at or below the stored offsets ar
 
 Settings: the usual ``STREAM_ETL_*`` variables (broker, S3), and ``STREAM_ETL_FAUST_APP``
 (Faust app and consumer group name), ``STREAM_ETL_FAUST_TOPIC``, ``STREAM_ETL_FAUST_TABLE``,
-``STREAM_ETL_FAUST_APP_ID`` (keys the positions stored in the table).
+``STREAM_ETL_FAUST_APP_ID`` (keys the positions stored in the table),
+``STREAM_ETL_FAUST_BATCH_RECORDS`` (records per micro-batch), and ``STREAM_ETL_FAULT`` (a crash
+point for tests, as for `stream-etl run`: stream_etl/faults.py).
 """
 
 import os
@@ -21,11 +23,14 @@ import faust
 
 from connectors.delta import DeltaSink
 from connectors.faust import FaustSource, stream_etl_agent
-from stream_etl import JsonFormat, Topology
+from stream_etl import JsonFormat, Topology, faults
 from stream_etl.samples import ORDER_SCHEMA
 from stream_etl.settings import Settings, parse_options
 
 settings = Settings.from_environment()
+batch_records = int(os.environ.get("STREAM_ETL_FAUST_BATCH_RECORDS", "10000"))
+if os.environ.get("STREAM_ETL_FAULT"):
+    faults.arm(os.environ["STREAM_ETL_FAULT"])
 consumer = parse_options(settings.kafka_consumer_options)
 app = faust.App(
     os.environ.get("STREAM_ETL_FAUST_APP", "faust-orders"),
@@ -40,7 +45,7 @@ app = faust.App(
 )
 orders = app.topic(os.environ.get("STREAM_ETL_FAUST_TOPIC", "orders"), value_type=bytes, value_serializer="raw")
 
-topology = Topology("faust-orders", max_batch_records=10_000)
+topology = Topology("faust-orders", max_batch_records=batch_records)
 (
     topology.source(FaustSource(), format=JsonFormat(ORDER_SCHEMA))
     .filter("amount >= 0", name="valid_amount")
@@ -49,7 +54,12 @@ topology = Topology("faust-orders", max_batch_records=10_000)
     .sink(DeltaSink(os.environ.get("STREAM_ETL_FAUST_TABLE", "s3://lake/faust_orders")))
 )
 agent = stream_etl_agent(
-    app, orders, topology, app_id=os.environ.get("STREAM_ETL_FAUST_APP_ID", "faust-orders"), settings=settings
+    app,
+    orders,
+    topology,
+    app_id=os.environ.get("STREAM_ETL_FAUST_APP_ID", "faust-orders"),
+    max_batch_records=batch_records,
+    settings=settings,
 )
 
 if __name__ == "__main__":

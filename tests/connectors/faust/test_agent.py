@@ -26,10 +26,18 @@ EXAMPLE = str(ROOT / "examples" / "faust_orders.py")
 
 
 def _start(
-    services: Services, *, faust_app: str, topic: str, table: str, app_id: str, log: Path
+    services: Services,
+    *,
+    faust_app: str,
+    topic: str,
+    table: str,
+    app_id: str,
+    log: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        **(extra_env or {}),
         **services.environment(),
         "PYTHONPATH": str(ROOT),
         "STREAM_ETL_FAUST_APP": faust_app,
@@ -37,7 +45,7 @@ def _start(
         "STREAM_ETL_FAUST_TABLE": table,
         "STREAM_ETL_FAUST_APP_ID": app_id,
     }
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, EXAMPLE, "worker", "--loglevel", "info", "--without-web"],
             env=env,
@@ -85,8 +93,8 @@ def test_a_faust_app_lands_records_once_and_a_replay_adds_nothing(
         services, faust_app=f"{unique}-a", topic=name, table=table_uri, app_id=unique, log=tmp_path / "a.log"
     )
     try:
-        _wait_for(lambda: (read_table(table_uri, services) or _empty()).num_rows >= 1, 120, tmp_path / "a.log")
-        _wait_for(lambda: sum(_committed(services, f"{unique}-a", name, 2)) >= total, 120, tmp_path / "a.log")
+        _wait_for(lambda: (read_table(table_uri, services) or _empty()).num_rows >= 1, 180, tmp_path / "a.log")
+        _wait_for(lambda: sum(_committed(services, f"{unique}-a", name, 2)) >= total, 180, tmp_path / "a.log")
     finally:
         _stop(first)
     assert_same_orders(read_table(table_uri, services), expected)
@@ -97,7 +105,7 @@ def test_a_faust_app_lands_records_once_and_a_replay_adds_nothing(
         services, faust_app=f"{unique}-b", topic=name, table=table_uri, app_id=unique, log=tmp_path / "b.log"
     )
     try:
-        _wait_for(lambda: sum(_committed(services, f"{unique}-b", name, 2)) >= total, 120, tmp_path / "b.log")
+        _wait_for(lambda: sum(_committed(services, f"{unique}-b", name, 2)) >= total, 180, tmp_path / "b.log")
     finally:
         _stop(replay)
     assert table_version(table_uri, services) == version  # nothing committed: every record was skipped
@@ -108,3 +116,33 @@ def _empty():  # type: ignore[no-untyped-def]
     import pyarrow as pa
 
     return pa.table({})
+
+
+@pytest.mark.slow
+def test_a_sigkilled_faust_app_restarts_without_loss_or_duplicates(
+    services: Services, topic: Callable[..., str], table_uri: str, unique: str, tmp_path: Path
+) -> None:
+    """The app SIGKILLs itself between the dead-letter and the primary commit of its third
+    batch; restarted under the same Faust app name, it resumes from Faust's committed offsets
+    (never ahead of the table's) and the table ends with every order once."""
+    total = 5000
+    name = topic(partitions=2)
+    produce(services.kafka_bootstrap, name, orders(total))
+    common = {"faust_app": f"{unique}-a", "topic": name, "table": table_uri, "app_id": unique}
+    small = {"STREAM_ETL_FAUST_BATCH_RECORDS": "500"}
+    log = tmp_path / "app.log"
+
+    killed = _start(services, **common, log=log, extra_env={**small, "STREAM_ETL_FAULT": "secondaries_committed:3"})
+    try:
+        assert killed.wait(timeout=120) == -signal.SIGKILL, log.read_text()[-3000:]
+    finally:
+        _stop(killed)
+    at_kill = read_table(table_uri, services)
+    assert at_kill is not None and 0 < at_kill.num_rows < total
+
+    restarted = _start(services, **common, log=log, extra_env=small)
+    try:
+        _wait_for(lambda: sum(_committed(services, f"{unique}-a", name, 2)) >= total, 180, log)
+    finally:
+        _stop(restarted)
+    assert_same_orders(read_table(table_uri, services), range(total))
