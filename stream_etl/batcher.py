@@ -19,16 +19,28 @@ from stream_etl.records import Batch, Chunk
 
 @dataclass(frozen=True, slots=True)
 class BatchLimits:
-    """When a micro-batch closes, and how many closed batches may wait.
+    """When a micro-batch closes, how many closed batches may wait, and how many bytes may be in flight.
 
-    Memory held by the pipeline is bounded by about
-    ``(prefetch_batches + 2) * max_batch_bytes`` plus the client's own fetch buffers.
+    ``max_in_flight_bytes`` bounds the raw record bytes read and not yet committed (the
+    open batch, queued batches, the batch being prepared and the one being committed):
+    at the bound the fetch thread pauses the source (Kafka: ``consumer.pause``) and
+    resumes once commits release bytes. Default: ``(prefetch_batches + 3) * max_batch_bytes``,
+    what the queues between the stages hold anyway. See docs/RELIABILITY.md for the
+    whole memory budget (Arrow copies, the client's own fetch buffers).
     """
 
     max_batch_records: int = 100_000
     max_batch_bytes: int = 64 * 1024 * 1024
     max_batch_latency: timedelta = timedelta(seconds=1)
     prefetch_batches: int = 1
+    max_in_flight_bytes: int | None = None
+
+    @property
+    def in_flight_bytes(self) -> int:
+        """The effective bound on raw bytes read and not yet committed."""
+        if self.max_in_flight_bytes is not None:
+            return self.max_in_flight_bytes
+        return (self.prefetch_batches + 3) * self.max_batch_bytes
 
     def __post_init__(self) -> None:
         if self.max_batch_records < 1:
@@ -42,6 +54,12 @@ class BatchLimits:
             raise ConfigurationError(msg)
         if self.prefetch_batches < 1:
             msg = f"prefetch_batches must be >= 1, got {self.prefetch_batches}"
+            raise ConfigurationError(msg)
+        if self.max_in_flight_bytes is not None and self.max_in_flight_bytes < self.max_batch_bytes:
+            msg = (
+                f"max_in_flight_bytes ({self.max_in_flight_bytes}) must be >= max_batch_bytes "
+                f"({self.max_batch_bytes}): a batch must fit; lower max_batch_bytes or raise max_in_flight_bytes"
+            )
             raise ConfigurationError(msg)
 
 
@@ -82,6 +100,10 @@ class Batcher:
     @property
     def records(self) -> int:
         return len(self._values)
+
+    @property
+    def nbytes(self) -> int:
+        return self._nbytes
 
     def room(self) -> int:
         """How many more records fit before the record limit."""

@@ -27,11 +27,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from stream_etl import __version__
+from stream_etl.catalog import TableCatalog
 from stream_etl.context import RunContext, check_app_id
+from stream_etl.control import cli as control_cli
 from stream_etl.devstack import DevStack
 from stream_etl.errors import ConfigurationError, StreamEtlError
 from stream_etl.metrics import RunStats
-from stream_etl.settings import Settings, parse_options
+from stream_etl.settings import Settings, parse_options, read_config_file
 
 app = typer.Typer(
     help="Streaming ETL from Kafka into Delta Lake, exactly once, on Arrow micro-batches.",
@@ -50,6 +52,12 @@ out = Console()
 err = Console(stderr=True)
 log = logging.getLogger("stream_etl")
 
+#: Default for ``run --shutdown-timeout``: below Kubernetes' 30 s termination grace period.
+SHUTDOWN_TIMEOUT_S = 20.0
+
+#: Settings from ``--config FILE``, under the environment's (set by the app callback).
+_config_values: dict[str, str] = {}
+
 
 def _version(value: bool) -> None:
     if value:
@@ -65,6 +73,15 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Settings file (TOML, or KEY=value lines) under the STREAM_ETL_* environment; must be chmod 600.",
+            envvar="STREAM_ETL_CONFIG",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     logging.basicConfig(
         level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -77,6 +94,10 @@ def _main(
         pa.set_memory_pool(pa.system_memory_pool())
     for noisy in ("deltalake", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _config_values.clear()
+    if config is not None:
+        with _errors():
+            _config_values.update(read_config_file(config))
 
 
 @contextmanager
@@ -93,8 +114,8 @@ def _errors() -> Iterator[None]:
 
 
 def load_settings() -> Settings:
-    """Settings from the environment; endpoints of a running `dev up` stack fill what is unset."""
-    settings = Settings.from_environment()
+    """Settings from the environment over ``--config``; a running `dev up` stack fills what is unset."""
+    settings = Settings.from_environment(config=_config_values)
     if settings.kafka_bootstrap_servers or settings.s3_endpoint_url:
         return settings
     state = DevStack(settings.dev_dir).load()
@@ -102,7 +123,7 @@ def load_settings() -> Settings:
         return settings
     # The stack's endpoints, under whatever else the environment sets (options, region...).
     environment = {k: v for k, v in os.environ.items() if k.startswith("STREAM_ETL_") and v}
-    return Settings.from_environment({**state.environment(), **environment})
+    return Settings.from_environment({**state.environment(), **environment}, config=_config_values)
 
 
 def _parse_args(items: list[str]) -> dict[str, str]:
@@ -128,6 +149,14 @@ def run(
         typer.Option("--arg", help="Job argument key=value, read in the module with job_args(). Repeatable."),
     ] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    shutdown_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            envvar="STREAM_ETL_SHUTDOWN_TIMEOUT_S",
+            help="Seconds a SIGTERM/Ctrl-C may take to finish the batch in hand before the process exits anyway.",
+        ),
+    ] = SHUTDOWN_TIMEOUT_S,
 ) -> None:
     """Run a topology: consume, transform, commit to its sinks exactly once."""
     from stream_etl.loader import load_topology
@@ -141,6 +170,7 @@ def run(
             settings=load_settings(),
             mode="until_caught_up" if until_caught_up else "continuous",
             args=args,
+            catalog=_catalog_hook(),
         )
         loop = RunLoop(loaded, ctx)
         if os.environ.get("STREAM_ETL_FAULT"):  # reliability tests: crash at a named point
@@ -148,7 +178,7 @@ def run(
 
             faults.arm(os.environ["STREAM_ETL_FAULT"])
         _tune_garbage_collector()
-        with _signals(loop.stop), _progress(until_caught_up) as on_batch:
+        with _signals(loop.stop, shutdown_timeout), _progress(until_caught_up) as on_batch:
             loop.on_batch = on_batch
             try:
                 summary = loop.run()
@@ -169,6 +199,118 @@ def run(
         _print_summary(summary.stats, summary.sinks, caught_up=summary.caught_up)
 
 
+def _catalog_hook() -> TableCatalog | None:
+    """The control plane's catalog, when a job's supervisor (or the user) names a catalog database."""
+    if not os.environ.get("STREAM_ETL_CATALOG_DATABASE"):
+        return None
+    from stream_etl.control.hook import from_environment
+
+    return from_environment(os.environ)
+
+
+# preview ---------------------------------------------------------------------------
+
+
+@app.command()
+def preview(
+    topology: Annotated[
+        str, typer.Argument(help="The topology: path/to/module.py[:attribute] (attribute defaults to 'topology').")
+    ],
+    limit: Annotated[int, typer.Option(min=1, help="Records to read from the source.")] = 10,
+    rows: Annotated[int, typer.Option(min=0, help="Rows to print per step.")] = 5,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for records.")] = 10.0,
+    app_id: Annotated[str | None, typer.Option(help="Job identity (default: the topology's name).")] = None,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option("--arg", help="Job argument key=value, read in the module with job_args(). Repeatable."),
+    ] = None,
+    check_sinks: Annotated[
+        bool,
+        typer.Option("--check-sinks", help="Also fit each sink's rows to its table's schema (reads the sinks)."),
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Read a few records and show each step's output, schema and dead letters. Writes nothing.
+
+    Kafka partitions are assigned directly (no consumer-group join, no offsets committed),
+    no sink is opened: a following `run` reads the same records as it would have.
+    """
+    from stream_etl.loader import load_topology
+    from stream_etl.preview import preview as run_preview
+
+    with _errors():
+        args = _parse_args(arg or [])
+        loaded = load_topology(topology, args=args)
+        ctx = RunContext(app_id=check_app_id(app_id or loaded.name), settings=load_settings(), args=args)
+        result = run_preview(loaded, ctx, limit=limit, timeout_s=timeout, check_sinks=check_sinks)
+    if json_output:
+        out.print_json(json.dumps(_preview_json(result, rows), default=str))
+        return
+    if not result.records:
+        err.print(f"no records arrived within {timeout:g}s")
+        return
+    out.print(f"[bold]{result.records}[/bold] record(s) read; nothing committed")
+    for node in result.nodes:
+        count = node.output.num_rows if node.output is not None else 0
+        out.print(f"\n[bold]{node.name}[/bold] ({node.kind}: {node.description}): {count} row(s)", highlight=False)
+        if node.output is not None:
+            table = node.output.drop_columns([c for c in node.output.column_names if c.startswith("__stream_etl")])
+            out.print(", ".join(f"{f.name}: {f.type}" for f in table.schema), highlight=False)
+            if rows and table.num_rows:
+                view = Table(*table.column_names)
+                for row in table.slice(0, rows).to_pylist():
+                    view.add_row(*(_cell(v) for v in row.values()))
+                out.print(view)
+        for failure in node.failures[:rows]:
+            out.print(
+                f"  [red]dead letter[/red] row {failure.row}: {failure.error_class}: {failure.message}", highlight=False
+            )
+    dead = result.dead_letters
+    out.print(f"\n[bold]dead letters[/bold]: {dead.num_rows if dead is not None else 0}")
+    if dead is not None and rows:
+        view = Table("step", "error", "partition", "offset", "raw")
+        for row in dead.slice(0, rows).to_pylist():
+            view.add_row(row["step"], row["error"], row["partition"], str(row["offset"]), _cell(row["raw"]))
+        out.print(view)
+
+
+def _cell(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _preview_json(result: Any, rows: int) -> dict[str, Any]:
+    nodes = []
+    for node in result.nodes:
+        output = node.output
+        if output is not None:
+            output = output.drop_columns([c for c in output.column_names if c.startswith("__stream_etl")])
+        nodes.append(
+            {
+                "name": node.name,
+                "kind": node.kind,
+                "description": node.description,
+                "rows": output.num_rows if output is not None else 0,
+                "schema": [{"name": f.name, "type": str(f.type)} for f in output.schema]
+                if output is not None
+                else None,
+                "head": output.slice(0, rows).to_pylist() if output is not None else [],
+                "dead_letters": [
+                    {"row": f.row, "error_class": f.error_class, "error": f.message} for f in node.failures
+                ],
+            }
+        )
+    dead = result.dead_letters
+    return {
+        "records": result.records,
+        "nodes": nodes,
+        "dead_letters": [
+            {**row, "raw": row["raw"].decode("utf-8", "replace") if row["raw"] is not None else None}
+            for row in (dead.to_pylist() if dead is not None else [])
+        ],
+    }
+
+
 def _tune_garbage_collector() -> None:
     """Collect cycles rarely: a worker allocates millions of short-lived objects (one per
     Kafka message), and with the default thresholds the collector ran ~1,500 times per
@@ -180,22 +322,37 @@ def _tune_garbage_collector() -> None:
 
 
 @contextmanager
-def _signals(stop: Callable[[], None]) -> Iterator[None]:
-    """First SIGTERM/SIGINT: finish the batch in hand and exit. Second: exit now."""
+def _signals(stop: Callable[[], None], timeout_s: float = SHUTDOWN_TIMEOUT_S) -> Iterator[None]:
+    """First SIGTERM/SIGINT: finish the batch in hand and exit, within ``timeout_s``. Second: exit now.
+
+    Exiting without finishing is as safe as a crash: every commit is atomic, and the
+    batch that was not committed is read again by the next run (docs/RELIABILITY.md)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     seen = {"count": 0}
+    timers: list[threading.Timer] = []
+
+    def force(reason: str) -> None:
+        err.print(f"[red]{reason}: exiting now; uncommitted records are read again on the next run[/red]")
+        sys.stderr.flush()
+        os._exit(130)  # every commit is atomic: exiting now cannot harm a table
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         seen["count"] += 1
+        name = signal.Signals(signum).name
         if seen["count"] == 1:
             err.print(
-                f"[yellow]{signal.Signals(signum).name}: finishing the current batch, then stopping (again to force)[/yellow]"
+                f"[yellow]{name}: finishing the current batch, then stopping "
+                f"(within {timeout_s:g}s; {name} again to force)[/yellow]"
             )
             stop()
+            watchdog = threading.Timer(timeout_s, force, args=(f"not stopped within {timeout_s:g}s",))
+            watchdog.daemon = True
+            watchdog.start()
+            timers.append(watchdog)
         else:
-            os._exit(130)  # every commit is atomic: exiting now cannot harm a table
+            force(f"second {name}")
 
     previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -203,6 +360,8 @@ def _signals(stop: Callable[[], None]) -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        for timer in timers:
+            timer.cancel()
 
 
 @contextmanager
@@ -305,7 +464,12 @@ def produce(
         ) as progress:
             task = progress.add_task("produce", total=total)
             sent = produce_values(
-                bootstrap, topic, values, on_progress=lambda n: progress.update(task, completed=n), rate=rate or None
+                bootstrap,
+                topic,
+                values,
+                options=settings.kafka_config(),
+                on_progress=lambda n: progress.update(task, completed=n),
+                rate=rate or None,
             )
     note = f" (created with {partitions} partitions)" if created else ""
     err.print(f"produced {sent:,} records to {topic}{note}")
@@ -362,9 +526,19 @@ def table_show(
 # dev --------------------------------------------------------------------------------
 
 
-def _stack(state_dir: Path | None, kafka_port: int = 9092, s3_port: int = 8333, bucket: str = "lake") -> DevStack:
+def _stack(
+    state_dir: Path | None,
+    kafka_port: int = 9092,
+    s3_port: int = 8333,
+    bucket: str = "lake",
+    kinesis_port: int | None = None,
+) -> DevStack:
     return DevStack(
-        state_dir or Settings.from_environment().dev_dir, kafka_port=kafka_port, s3_port=s3_port, bucket=bucket
+        state_dir or Settings.from_environment(config=_config_values).dev_dir,
+        kafka_port=kafka_port,
+        s3_port=s3_port,
+        bucket=bucket,
+        kinesis_port=kinesis_port,
     )
 
 
@@ -379,9 +553,11 @@ def dev_up(
     kafka_port: Annotated[int, typer.Option(help="Kafka port on 127.0.0.1.")] = 9092,
     s3_port: Annotated[int, typer.Option(help="S3 port on 127.0.0.1.")] = 8333,
     bucket: Annotated[str, typer.Option(help="Bucket to create.")] = "lake",
+    kinesis: Annotated[bool, typer.Option("--kinesis", help="Also start kinesalite (`make kinesalite`).")] = False,
+    kinesis_port: Annotated[int, typer.Option(help="Kinesis (kinesalite) port on 127.0.0.1.")] = 4567,
 ) -> None:
-    """Start the local broker and S3; print their settings as shell exports."""
-    stack = _stack(state_dir, kafka_port, s3_port, bucket)
+    """Start the local broker and S3 (and Kinesis); print their settings as shell exports."""
+    stack = _stack(state_dir, kafka_port, s3_port, bucket, kinesis_port if kinesis else None)
     if stack.load() is None and stack.has_old_data():
         err.print(
             "[yellow]note:[/yellow] S3 keeps the data of an earlier run, but the broker starts empty (it keeps topics "
@@ -392,8 +568,9 @@ def dev_up(
         started = time.monotonic()
         with err.status("starting the local Kafka broker and S3"):
             state = stack.up()
+    kinesis_note = f", Kinesis {state.kinesis_endpoint}" if state.kinesis_endpoint else ""
     err.print(
-        f"ready in {time.monotonic() - started:.1f}s: Kafka {state.kafka_bootstrap}, S3 {state.s3_endpoint} (bucket {state.bucket}); state in {stack.state_dir}"
+        f"ready in {time.monotonic() - started:.1f}s: Kafka {state.kafka_bootstrap}, S3 {state.s3_endpoint} (bucket {state.bucket}){kinesis_note}; state in {stack.state_dir}"
     )
     err.print('stream-etl commands run here find them on their own; for other tools: eval "$(stream-etl dev up)"')
     for key, value in state.environment().items():
@@ -417,6 +594,9 @@ def dev_status(state_dir: StateDir = None) -> None:
     out.print_json(json.dumps(status))
     if not status["running"]:
         raise typer.Exit(1)
+
+
+control_cli.register(app)  # catalog, connections, jobs, runs, tokens, api, worker (imports nothing heavy)
 
 
 def main() -> None:

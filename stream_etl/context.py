@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from stream_etl.errors import ConfigurationError
 from stream_etl.settings import Settings
+
+if TYPE_CHECKING:
+    from stream_etl.catalog import TableCatalog
 
 RunMode = Literal["continuous", "until_caught_up"]
 
@@ -33,6 +36,8 @@ class RunContext:
     settings: Settings = field(default_factory=Settings)
     mode: RunMode = "continuous"
     args: Mapping[str, str] = field(default_factory=dict)
+    #: Told by sinks when they create a table or change its schema (stream_etl.catalog); None: no catalog.
+    catalog: TableCatalog | None = None
 
     def __post_init__(self) -> None:
         check_app_id(self.app_id)

@@ -42,6 +42,8 @@ class StackState:
     bucket: str
     pids: dict[str, int] = field(default_factory=dict)
     internal_ports: dict[str, int] = field(default_factory=dict)
+    #: kinesalite's port when `dev up --kinesis` started it.
+    kinesis_port: int | None = None
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -51,8 +53,24 @@ class StackState:
     def s3_endpoint(self) -> str:
         return f"http://{HOST}:{self.s3_port}"
 
+    @property
+    def kinesis_endpoint(self) -> str | None:
+        return f"http://{HOST}:{self.kinesis_port}" if self.kinesis_port else None
+
     def environment(self) -> dict[str, str]:
         """Settings for every stream-etl command that talks to this stack."""
+        kinesis = (
+            {
+                "STREAM_ETL_KINESIS_ENDPOINT_URL": f"http://{HOST}:{self.kinesis_port}",
+                "STREAM_ETL_KINESIS_ACCESS_KEY_ID": DUMMY_KEY,
+                "STREAM_ETL_KINESIS_SECRET_ACCESS_KEY": DUMMY_SECRET,
+            }
+            if self.kinesis_port
+            else {}
+        )
+        return {**kinesis, **self._base_environment()}
+
+    def _base_environment(self) -> dict[str, str]:
         return {
             "STREAM_ETL_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "STREAM_ETL_KAFKA_CONSUMER_OPTIONS": TANSU_CONSUMER_OPTIONS,
@@ -131,9 +149,11 @@ class DevStack:
         s3_port: int = 8333,
         bucket: str = "lake",
         die_with_parent: bool = False,
+        kinesis_port: int | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.kafka_port, self.s3_port, self.bucket = kafka_port, s3_port, bucket
+        self.kinesis_port = kinesis_port
         self.die_with_parent = die_with_parent
         self._processes: list[subprocess.Popen[bytes]] = []
 
@@ -161,14 +181,17 @@ class DevStack:
             return running
         if running is not None:
             self.down()
-        for port, what, flag in ((self.kafka_port, "Kafka", "--kafka-port"), (self.s3_port, "S3", "--s3-port")):
+        wanted = [(self.kafka_port, "Kafka", "--kafka-port"), (self.s3_port, "S3", "--s3-port")]
+        if self.kinesis_port:
+            wanted.append((self.kinesis_port, "Kinesis", "--kinesis-port"))
+        for port, what, flag in wanted:
             if port_taken(port):
                 msg = (
                     f"port {port} on {HOST} is taken, so the local {what} cannot start there; pick another with {flag}"
                 )
                 raise ServiceError(msg)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        state = StackState(self.kafka_port, self.s3_port, self.bucket)
+        state = StackState(self.kafka_port, self.s3_port, self.bucket, kinesis_port=self.kinesis_port)
         state.internal_ports = {
             name: free_port()
             for name in ("master", "volume", "filer", "master_grpc", "volume_grpc", "filer_grpc", "s3_grpc")
@@ -176,10 +199,14 @@ class DevStack:
         try:
             state.pids["kafka"] = self._spawn("kafka", self._tansu_command(state))
             state.pids["s3"] = self._spawn("s3", self._weed_command(state))
+            if state.kinesis_port:
+                state.pids["kinesis"] = self._spawn("kinesis", _kinesalite_command(state.kinesis_port))
             self._save(state)
             deadline = time.monotonic() + timeout_s
             self._wait_for_kafka(state, deadline)
             self._wait_for_s3(state, deadline)
+            if state.kinesis_port:
+                self._wait_for_port(state, "kinesis", state.kinesis_port, deadline)
         except BaseException:
             self._stop_pids(state.pids)
             for process in self._processes:
@@ -316,6 +343,18 @@ class DevStack:
         msg = f"local S3 did not become ready: {last}; see {self.state_dir / 's3.log'}"
         raise ServiceError(msg)
 
+    def _wait_for_port(self, state: StackState, name: str, port: int, deadline: float) -> None:
+        while True:
+            self._check_alive(state, name)
+            with socket.socket() as sock:
+                sock.settimeout(0.5)
+                if sock.connect_ex((HOST, port)) == 0:
+                    return
+            if time.monotonic() > deadline:
+                msg = f"the local {name} did not listen on {HOST}:{port}; see {self.state_dir / f'{name}.log'}"
+                raise ServiceError(msg)
+            time.sleep(0.1)
+
     def _check_alive(self, state: StackState, name: str) -> None:
         if not _alive(state.pids[name]):
             log = self.state_dir / f"{name}.log"
@@ -377,7 +416,38 @@ class DevStack:
                 "pid": state.pids.get("s3"),
                 "alive": _alive(state.pids["s3"]),
             },
+            **(
+                {
+                    "kinesis": {
+                        "endpoint": state.kinesis_endpoint,
+                        "pid": state.pids.get("kinesis"),
+                        "alive": _alive(state.pids["kinesis"]),
+                    }
+                }
+                if "kinesis" in state.pids
+                else {}
+            ),
         }
+
+
+#: kinesalite, installed by `make kinesalite` (npm, pinned in tools/kinesalite).
+KINESALITE = Path(__file__).resolve().parents[1] / "tools" / "kinesalite" / "node_modules" / "kinesalite"
+#: Its CLI listens on every interface: start it from a one-line script bound to loopback.
+KINESALITE_SCRIPT = (
+    "require(process.argv[1])({createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 1000})"
+    ".listen(Number(process.argv[2]), '127.0.0.1', (err) => { if (err) throw err; console.log('ready'); });"
+)
+
+
+def _kinesalite_command(port: int) -> list[str]:
+    node = shutil.which("node")
+    if node is None:
+        msg = "the local Kinesis (kinesalite) needs Node.js: install node, then run `make kinesalite`"
+        raise ServiceError(msg)
+    if not KINESALITE.is_dir():
+        msg = f"kinesalite is not installed at {KINESALITE}: run `make kinesalite`"
+        raise ServiceError(msg)
+    return [node, "-e", KINESALITE_SCRIPT, str(KINESALITE), str(port)]
 
 
 def _wait_gone(pids: Iterable[int], timeout_s: float) -> None:

@@ -11,7 +11,8 @@ with ``isinstance``::
     ├── ErrorThresholdExceeded        (terminal) more records failed than the topology allows
     ├── SourceError
     │   ├── SourceUnavailable         (transient) broker unreachable, fetch failed
-    │   └── SourceMissing             (terminal) topic/stream does not exist
+    │   ├── SourceMissing             (terminal) topic/stream does not exist
+    │   └── SchemaRegistryUnavailable (transient) the schema registry does not answer
     ├── SinkError
     │   ├── SinkUnavailable           (transient) object store unreachable, I/O error
     │   ├── PositionConflict          (transient) another writer moved the stored
@@ -78,6 +79,10 @@ class SourceMissing(SourceError, TerminalError):
     """The topic or stream does not exist."""
 
 
+class SchemaRegistryUnavailable(SourceError, TransientError):
+    """The schema registry that resolves record schemas cannot be reached right now."""
+
+
 class SinkError(StreamEtlError):
     """Raised by a sink; carries the table URI and, when known, its version."""
 
@@ -128,10 +133,18 @@ class StepError(RecordError):
 
 
 class RowsRejected(RecordError):
-    """Every row of the input fails for the same reason (a type-level mismatch).
+    """Rows of the input fail, found without bisecting.
 
-    The step runner dead-letters them all at once instead of bisecting.
+    Without ``rejected``, every row fails for the same reason (a type-level
+    mismatch). With it, only the rows it names (lineage value -> reason) fail and
+    ``kept`` is the step's output for the others: a step that finds its failing
+    rows with a columnar mask (a sink's schema check) reports them this way.
     """
+
+    def __init__(self, message: str, *, rejected: Mapping[int, str] | None = None, kept: Any = None) -> None:
+        super().__init__(message)
+        self.rejected = dict(rejected) if rejected is not None else None
+        self.kept = kept
 
 
 class ServiceError(TerminalError):

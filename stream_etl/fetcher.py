@@ -3,10 +3,15 @@
 It runs beside the run loop so that the next batch is read while the current one
 is decoded, transformed and committed (the fetch thread does the per-message work
 that needs the GIL; Arrow's JSON parse, which does not, runs in the prepare
-thread, so polling goes on meanwhile: see prepare.py). The queue holds at most
-``prefetch_batches`` batches: when it is full the thread stops polling,
-the client's own bounded buffers fill up, and fetching from the broker pauses
-(backpressure; memory stays bounded).
+thread, so polling goes on meanwhile: see prepare.py).
+
+Backpressure: the queue holds at most ``prefetch_batches`` batches, and the raw bytes
+read and not yet committed are bounded by ``max_in_flight_bytes``
+(:class:`~stream_etl.batcher.BatchLimits`). When the queue is full or the bound is
+reached, the thread pauses the source (Kafka: ``consumer.pause``, so librdkafka stops
+fetching and drops its prefetched records instead of filling its own queue) and keeps
+polling, which serves rebalance callbacks and keeps the consumer in its group; it
+resumes once the run loop's commits release bytes.
 
 Why a thread and not asyncio: librdkafka's consume, Arrow's JSON reader and the
 Delta writer all release the GIL, so a plain thread overlaps them on separate
@@ -64,6 +69,13 @@ class Fetcher(Stage[Batch]):
         self.primary = primary
         self.keeper = keeper
         self.batcher = Batcher(limits)
+        self.limits = limits
+        #: Raw bytes of closed batches not yet released by the run loop, per generation
+        #: (a new generation drops the older ones: their batches are discarded).
+        self._in_flight: dict[int, int] = {}
+        self.paused = False
+        #: How many times the source was paused (backpressure), for the run summary.
+        self.pauses = 0
         #: Held by the run loop while it commits; a revoke waits for it.
         self.commit_lock = threading.Lock()
         self.generation = 0
@@ -106,6 +118,7 @@ class Fetcher(Stage[Batch]):
     def on_revoked(self, partitions: Sequence[SourcePartition]) -> None:
         with self.commit_lock:
             self.generation += 1
+            self._forget_older_generations()
         self.batcher.clear()
         self._at_end.clear()
         self.drain()
@@ -117,6 +130,49 @@ class Fetcher(Stage[Batch]):
         log.info("revoked %s", [str(p) for p in partitions])
 
     # Called by the run loop -------------------------------------------------
+
+    def release(self, batch: Batch) -> None:
+        """The run loop is done with ``batch`` (committed or dropped): its bytes leave the budget."""
+        with self._lock:
+            left = self._in_flight.get(batch.generation, 0) - batch.nbytes
+            if left > 0:
+                self._in_flight[batch.generation] = left
+            else:
+                self._in_flight.pop(batch.generation, None)
+
+    def in_flight_bytes(self) -> int:
+        """Raw bytes read and not yet committed: closed batches plus the open one."""
+        with self._lock:
+            closed = sum(self._in_flight.values())
+        return closed + self.batcher.nbytes
+
+    def _forget_older_generations(self) -> None:
+        with self._lock:
+            for generation in [g for g in self._in_flight if g < self.generation]:
+                del self._in_flight[generation]
+
+    def _throttle(self, reader: SourceReader, pause: bool) -> None:
+        if pause:
+            reader.pause()  # every time: partitions assigned meanwhile start unpaused
+            if not self.paused:
+                self.pauses += 1
+                log.debug(
+                    "pausing the source: %d bytes in flight, queue full: %s", self.in_flight_bytes(), self.queue.full()
+                )
+        elif self.paused:
+            reader.resume()
+            log.debug("resuming the source")
+        self.paused = pause
+
+    def _poll_while_waiting(self, reader: SourceReader) -> None:
+        """The next stage is behind: pause the source, but keep polling (callbacks, group liveness)."""
+        self._throttle(reader, pause=True)
+        if not reader.pausable:
+            return  # polling would read on: wait without it
+        chunk = reader.poll(max(min(self.batcher.room(), POLL_RECORDS), 1), 0)
+        if chunk is not None:  # fetched before the pause took effect, or from a new assignment
+            self.batcher.add(chunk)
+            self._note_ends(chunk)
 
     def request_reseek(self) -> None:
         """Drop everything read so far and read again from the stored positions."""
@@ -161,10 +217,16 @@ class Fetcher(Stage[Batch]):
             with self._lock:
                 pending, self._pending_commit = self._pending_commit, {}
             reader.commit(pending)
-        chunk = reader.poll(
-            max(min(self.batcher.room(), POLL_RECORDS), 1),
-            min(self.batcher.seconds_left(), WAIT_S),
-        )
+        over = self.in_flight_bytes() >= self.limits.in_flight_bytes
+        self._throttle(reader, pause=over)
+        if over and not reader.pausable:
+            chunk = None  # a source that cannot pause is simply not read
+            time.sleep(min(self.batcher.seconds_left(), WAIT_S))
+        else:  # a paused source returns nothing new, but polling serves its callbacks
+            chunk = reader.poll(
+                max(min(self.batcher.room(), POLL_RECORDS), 1),
+                min(self.batcher.seconds_left(), WAIT_S),
+            )
         if chunk is not None:
             self.batcher.add(chunk)
             self._note_ends(chunk)
@@ -176,8 +238,14 @@ class Fetcher(Stage[Batch]):
             log.debug(
                 "closed a batch of %d records (%d bytes, generation %d)", len(batch), batch.nbytes, batch.generation
             )
+            with self._lock:
+                self._in_flight[batch.generation] = self._in_flight.get(batch.generation, 0) + batch.nbytes
             faults.reached("batch_closed")
-            self.offer(batch, stale=lambda: self._reseek.is_set() or batch.generation != self.generation)
+            self.offer(
+                batch,
+                stale=lambda: self._reseek.is_set() or batch.generation != self.generation,
+                waiting=lambda: self._poll_while_waiting(reader),
+            )
 
     def _note_ends(self, chunk: Chunk) -> None:
         """Track partitions that reached their end and received nothing since."""
@@ -198,6 +266,7 @@ class Fetcher(Stage[Batch]):
         self._reseek.clear()
         with self.commit_lock:
             self.generation += 1
+            self._forget_older_generations()
         self.batcher.clear()
         self._at_end.clear()
         self.drain()

@@ -29,6 +29,8 @@ class RunStats:
     stale_batches: int = 0
     conflicts: int = 0
     retries: int = 0
+    #: Times the source was paused because the next stages were behind (backpressure).
+    source_pauses: int = 0
     commits: int = 0
     first_commit_at: float | None = None
     last_commit_at: float | None = None

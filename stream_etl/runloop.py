@@ -165,8 +165,12 @@ class RunLoop:
         Finding exact ends takes a few hundred ms. When a quick estimate already shows
         records to read, the reader starts first (joining a group takes seconds) and the
         exact ends are found meanwhile; otherwise they are found first, so that a run
-        with nothing to do exits without joining.
+        with nothing to do exits without joining. Sources whose ends are only found while
+        reading (Kinesis) always start; :meth:`_caught_up` asks them for their ends.
         """
+        if not reader.ends_known_up_front:
+            reader.start()
+            return True
         self._targets = reader.rough_end_positions()
         self._refresh_reached(primary)
         clearly_behind = any(self._reached.get(sp, -1) < end for sp, end in self._targets.items())
@@ -213,7 +217,7 @@ class RunLoop:
     ) -> bool:
         last_refresh = 0.0
         while not self.stop_event.is_set():
-            if self.ctx.mode == "until_caught_up" and self._caught_up(fetcher):
+            if self.ctx.mode == "until_caught_up" and self._caught_up(fetcher, reader):
                 return True
             prepared = preparer.take(timeout=0.1)
             if prepared is None:
@@ -222,17 +226,21 @@ class RunLoop:
                     self._refresh_reached(sinks[0].writer)
                 continue
             batch = prepared.batch
-            with fetcher.commit_lock:
-                if batch.generation < max(fetcher.generation, self._min_generation):
-                    self.stats.stale_batches += 1
-                    continue
-                try:
-                    self._process(prepared, fetcher, reader, sinks, dead)
-                except PositionConflict as exc:
-                    log.warning("another writer moved the stored positions (%s); re-seeking", exc)
-                    self.stats.conflicts += 1
-                    self._min_generation = batch.generation + 1
-                    fetcher.request_reseek()
+            try:
+                with fetcher.commit_lock:
+                    if batch.generation < max(fetcher.generation, self._min_generation):
+                        self.stats.stale_batches += 1
+                        continue
+                    try:
+                        self._process(prepared, fetcher, reader, sinks, dead)
+                    except PositionConflict as exc:
+                        log.warning("another writer moved the stored positions (%s); re-seeking", exc)
+                        self.stats.conflicts += 1
+                        self._min_generation = batch.generation + 1
+                        fetcher.request_reseek()
+            finally:
+                fetcher.release(batch)  # its bytes leave the in-flight budget: the source may resume
+                self.stats.source_pauses = fetcher.pauses
         return False
 
     def _process(
@@ -333,7 +341,12 @@ class RunLoop:
             sp = reader.registry.partition(pid)
             self._reached[sp] = max(self._reached.get(sp, 0), end)
 
-    def _caught_up(self, fetcher: Fetcher) -> bool:
+    def _caught_up(self, fetcher: Fetcher, reader: SourceReader) -> bool:
+        if not reader.ends_known_up_front:
+            found = reader.found_ends()
+            if found is None:
+                return False
+            self._targets = found
         for sp, position in list(fetcher.assigned_positions.items()):
             self._reached[sp] = max(self._reached.get(sp, 0), position)
         return all(self._reached.get(sp, -1) >= end for sp, end in self._targets.items())

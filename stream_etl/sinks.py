@@ -87,6 +87,10 @@ class SinkWriter(ABC):
 class Sink(ABC):
     """Where rows go. Cheap to build; :meth:`open` connects."""
 
+    #: True when :meth:`open` and the writer's ``snapshot``/``conform`` only read the
+    #: destination, so ``stream-etl preview --check-sinks`` may use them.
+    opens_read_only: bool = False
+
     @abstractmethod
     def open(self, ctx: RunContext) -> SinkWriter:
         """Connect and check the destination is reachable."""

@@ -40,6 +40,11 @@ class SourceReader(ABC):
 
     registry: PartitionRegistry
 
+    #: False for sources whose ends are only found while reading (Kinesis: a shard's end is
+    #: where a read comes back empty at the tip). Until-caught-up runs of such sources do not
+    #: ask :meth:`end_positions` up front; they stop once :meth:`found_ends` are reached.
+    ends_known_up_front: bool = True
+
     def start(self) -> None:  # noqa: B027 - optional hook
         """Start getting partitions assigned (join the group). Called once, before polling."""
 
@@ -66,6 +71,22 @@ class SourceReader(ABC):
         """A quick estimate of :meth:`end_positions` that may understate, never overstate."""
         return self.end_positions()
 
+    def found_ends(self) -> dict[SourcePartition, int] | None:
+        """Sources with ends found while reading: the end position of every partition left to
+        read, once each was seen at its end; None while some are not (any thread)."""
+        return None
+
+    #: True when :meth:`pause` really stops the flow, so the fetch thread may keep
+    #: polling while the next stage is behind.
+    pausable: bool = False
+
+    def pause(self) -> None:  # noqa: B027 - optional hook
+        """Stop fetching from the assigned partitions (backpressure); ``poll`` keeps serving
+        callbacks and returns nothing new. Sources without the notion do nothing."""
+
+    def resume(self) -> None:  # noqa: B027 - optional hook
+        """Fetch again after :meth:`pause`, from the position after the last record returned."""
+
     def commit(self, positions: dict[SourcePartition, int]) -> None:  # noqa: B027 - optional hook
         """Record progress in the source itself (Kafka group offsets), for lag tooling only."""
 
@@ -88,3 +109,8 @@ class Source(ABC):
     @abstractmethod
     def describe(self) -> str:
         """One line for logs, e.g. ``kafka topic orders``."""
+
+    def for_preview(self) -> Source:
+        """A source for ``stream-etl preview``: reads without changing anything at the source
+        (no group membership, no committed offsets). Sources that keep no such state return self."""
+        return self

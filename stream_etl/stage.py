@@ -51,8 +51,9 @@ class Stage(threading.Thread, Generic[T]):
     def stop(self) -> None:
         self.stopping.set()
 
-    def offer(self, item: T, stale: Callable[[], bool]) -> None:
-        """Queue ``item``, waiting while the queue is full; give up when stopped or ``stale()``."""
+    def offer(self, item: T, stale: Callable[[], bool], waiting: Callable[[], None] | None = None) -> None:
+        """Queue ``item``, waiting while the queue is full; give up when stopped or ``stale()``.
+        ``waiting`` is called every :data:`WAIT_S` while the queue stays full."""
         while not self.stopping.is_set():
             if stale():
                 return
@@ -60,7 +61,8 @@ class Stage(threading.Thread, Generic[T]):
                 self.queue.put(item, timeout=WAIT_S)
                 return
             except queue.Full:
-                continue
+                if waiting is not None:
+                    waiting()
 
     def drain(self) -> None:
         """Drop everything queued."""

@@ -104,6 +104,7 @@ class Topology:
         max_batch_bytes: int = 64 * 1024 * 1024,
         max_batch_latency: timedelta = timedelta(seconds=1),
         prefetch_batches: int = 1,
+        max_in_flight_bytes: int | None = None,
         max_errors: int | float | None = None,
         step_max_errors: Mapping[str, int | float] | None = None,
         state_uri: str | None = None,
@@ -111,10 +112,14 @@ class Topology:
         """``max_errors`` and ``step_max_errors`` (by step name) fail the job when too many
         records are dead-lettered: an int is a count, a float below 1 a fraction of the
         records read (see :mod:`stream_etl.thresholds`). ``state_uri`` is where stateful
-        steps keep their snapshots (default: beside the first sink, e.g. ``<table>_state``)."""
+        steps keep their snapshots (default: beside the first sink, e.g. ``<table>_state``).
+        ``max_in_flight_bytes`` bounds the raw bytes read and not yet committed: the source
+        is paused at the bound (see :class:`~stream_etl.batcher.BatchLimits`)."""
         self.name = _check_name(name, "topology")
         self.dead_letters = dead_letters
-        self.limits = BatchLimits(max_batch_records, max_batch_bytes, max_batch_latency, prefetch_batches)
+        self.limits = BatchLimits(
+            max_batch_records, max_batch_bytes, max_batch_latency, prefetch_batches, max_in_flight_bytes
+        )
         check_limit(max_errors, "max_errors")
         self.max_errors = max_errors
         self.state_uri = state_uri

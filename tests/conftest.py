@@ -9,18 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import Services, running_services
+from tests.services import KinesisService, Services, running_kinesis, running_services
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "services" in getattr(item, "fixturenames", ()):
+        if {"services", "kinesis"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.services)
 
 
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     with running_services(tmp_path_factory.mktemp("services")) as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def kinesis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinesisService]:
+    """kinesalite (a local Kinesis) for the session, stopped at its end."""
+    with running_kinesis(tmp_path_factory.mktemp("kinesis")) as found:
         yield found
 
 

@@ -50,6 +50,33 @@ class Services:
         return self.settings().s3_storage_options()
 
 
+@dataclass(frozen=True)
+class KinesisService:
+    endpoint: str
+
+    def environment(self) -> dict[str, str]:
+        """What a worker process needs to reach it (kinesalite takes any keys)."""
+        return {
+            "STREAM_ETL_KINESIS_ENDPOINT_URL": self.endpoint,
+            "STREAM_ETL_KINESIS_REGION": "us-east-1",
+            "STREAM_ETL_KINESIS_ACCESS_KEY_ID": "local",
+            "STREAM_ETL_KINESIS_SECRET_ACCESS_KEY": "local",
+        }
+
+
+@contextmanager
+def running_kinesis(state_dir: Path) -> Iterator[KinesisService]:
+    """kinesalite on a free loopback port (``STREAM_ETL_TEST_KINESIS_ENDPOINT``: one running)."""
+    external = os.environ.get("STREAM_ETL_TEST_KINESIS_ENDPOINT")
+    if external:
+        yield KinesisService(external)
+        return
+    from connectors.kinesis.local import Kinesalite
+
+    with Kinesalite(free_port(), log=state_dir / "kinesalite.log") as kinesalite:
+        yield KinesisService(kinesalite.endpoint)
+
+
 @contextmanager
 def running_services(state_dir: Path) -> Iterator[Services]:
     mode = os.environ.get("STREAM_ETL_TEST_SERVICES", "local")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,3 +49,12 @@ def test_make_targets_exist() -> None:
     makefile = (ROOT / "Makefile").read_text()
     for target in ("demo", "test", "bench"):
         assert re.search(rf"^{target}:", makefile, re.M), target
+
+
+@pytest.mark.parametrize("number", range(6))
+def test_formats_doc_examples_run(number: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (ROOT / "docs" / "FORMATS.md").read_text()
+    examples = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    assert len(examples) == 6, "update the count when adding examples to docs/FORMATS.md"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(examples[number], f"docs/FORMATS.md example {number}", "exec"), {"__name__": "doc"})  # noqa: S102

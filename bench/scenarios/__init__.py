@@ -44,6 +44,7 @@ SCENARIOS: list[tuple[str, Scenario]] = []
 
 def _register() -> None:
     from bench.scenarios.freshness import freshness
+    from bench.scenarios.kinesis import kinesis
     from bench.scenarios.limits import limits
     from bench.scenarios.postgres import postgres
     from bench.scenarios.rich import rich
@@ -56,6 +57,7 @@ def _register() -> None:
     SCENARIOS.append(("wide", wide_records))
     SCENARIOS.append(("workers", two_workers))
     SCENARIOS.append(("postgres", postgres))
+    SCENARIOS.append(("kinesis", kinesis))
 
 
 _register()

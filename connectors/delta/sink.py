@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.delta.config import diagnose_s3, is_s3, storage_options
+from connectors.delta.writable import writable
+from stream_etl.catalog import TableCommit
 from stream_etl.context import RunContext
 from stream_etl.errors import (
     ConfigurationError,
@@ -31,6 +33,7 @@ from stream_etl.errors import (
     SinkUnavailable,
 )
 from stream_etl.records import LINEAGE, SourcePartition
+from stream_etl.schema_policy import SchemaMode, align
 from stream_etl.sinks import CommitInfo, Sink, SinkWriter
 from stream_etl.state import FileStateStore
 
@@ -43,7 +46,6 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 log = logging.getLogger(__name__)
 
-SchemaMode = Literal["merge", "strict"]
 
 #: Recorded in every commit's metadata, to tell which worker process wrote it.
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -55,9 +57,14 @@ class DeltaSink(Sink):
     The table is created from the first batch when missing, partitioned by
     ``partition_by``. ``schema_mode="merge"`` adds new columns as they appear;
     ``"strict"`` dead-letters rows that carry values for unknown columns. Values
-    are cast safely to the table's types; a value that does not fit is
-    dead-lettered rather than truncated.
+    are cast losslessly to the table's types; a value that does not fit is
+    dead-lettered rather than truncated. ``rescue_column="_rescued"`` keeps such
+    rows instead, with the offending fields as a JSON string in that column.
+    The full rules: :mod:`stream_etl.schema_policy` and docs/FORMATS.md.
     """
+
+    #: Opening loads the table's log; snapshot and conform only read it.
+    opens_read_only = True
 
     def __init__(
         self,
@@ -66,6 +73,7 @@ class DeltaSink(Sink):
         partition_by: Sequence[str] = (),
         target_file_size: int | None = None,
         schema_mode: SchemaMode = "merge",
+        rescue_column: str | None = None,
         compression: Literal["SNAPPY", "ZSTD", "LZ4", "GZIP", "UNCOMPRESSED"] | None = None,
         storage_options: Mapping[str, str] | None = None,
         name: str | None = None,
@@ -80,6 +88,10 @@ class DeltaSink(Sink):
         self.partition_by = list(partition_by)
         self.target_file_size = target_file_size
         self.schema_mode = schema_mode
+        if rescue_column is not None and (not rescue_column or rescue_column in self.partition_by):
+            msg = f"rescue_column must be a column name that is not a partition column, got {rescue_column!r}"
+            raise ConfigurationError(msg)
+        self.rescue_column = rescue_column
         self.compression = compression
         self.storage_options = dict(storage_options or {})
         self.name = name
@@ -123,6 +135,12 @@ class DeltaSnapshot:
         return self._positions[partition]
 
 
+def _adds_columns(written: pa.Schema, before: pa.Schema | None) -> bool:
+    """Whether a commit of ``written`` changed a table whose schema was ``before`` (merge mode only
+    ever adds columns; values are cast to the table's types): a name check, cheap per commit."""
+    return before is not None and not set(written.names) <= set(before.names)
+
+
 def txn_app_id(app_id: str, partition: SourcePartition) -> str:
     """The Delta txn app id holding ``partition``'s position for job ``app_id``."""
     return f"{app_id}-{partition.stream}-{partition.partition}"
@@ -134,6 +152,7 @@ class DeltaWriter(SinkWriter):
     def __init__(self, sink: DeltaSink, ctx: RunContext) -> None:
         self.sink = sink
         self.app_id = ctx.app_id
+        self.catalog = ctx.catalog
         self.options = storage_options(sink.uri, ctx.settings, sink.storage_options)
         self._table: DeltaTable | None = self._load()
         if self._table is not None and sink.partition_by:
@@ -202,47 +221,35 @@ class DeltaWriter(SinkWriter):
         return DeltaSnapshot(self._table, self.app_id)
 
     def conform(self, table: pa.Table, snapshot: Any) -> pa.Table:
+        """Fit the rows to the table under the sink's schema policy (see :mod:`stream_etl.schema_policy`).
+
+        Rows that cannot be fitted raise :class:`RowsRejected` naming just them (with the rest kept),
+        so they are dead-lettered with step ``sink:<name>`` and the others are committed."""
         lineage = table[LINEAGE]
-        data = table.drop_columns([LINEAGE])
+        data = writable(table.drop_columns([LINEAGE]), snapshot.schema)
+        rescue = self.sink.rescue_column
         if snapshot.schema is None:
             missing = [c for c in self.sink.partition_by if c not in data.column_names]
             if missing:
                 msg = f"partition column(s) {missing} are missing from the rows for {self.sink.uri}"
                 raise RowsRejected(msg)
             data = data.select([c for c in data.column_names if not pa.types.is_null(data[c].type)])
-        else:
-            data = self._align(data, snapshot.schema)
-        return data.append_column(LINEAGE, lineage)
-
-    def _align(self, data: pa.Table, target: pa.Schema) -> pa.Table:
-        columns: dict[str, pa.ChunkedArray | pa.Array] = {}
-        for field in target:
-            if field.name not in data.column_names:
-                if not field.nullable:
-                    msg = f"column {field.name!r} is required by {self.sink.uri} but missing"
-                    raise RowsRejected(msg)
-                columns[field.name] = pa.nulls(data.num_rows, field.type)
-                continue
-            column = data[field.name]
-            if not column.type.equals(field.type):
-                try:
-                    column = pc.cast(column, field.type, safe=True)
-                except (pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-                    msg = f"column {field.name!r} is {column.type}, the table {self.sink.uri} has {field.type}: {exc}"
-                    raise RowsRejected(msg) from exc
-            columns[field.name] = column
-        for name in data.column_names:
-            if name in columns or pa.types.is_null(data[name].type):
-                continue
-            if self.sink.schema_mode == "merge":
-                columns[name] = data[name]
-            elif data[name].null_count < data.num_rows:
-                msg = (
-                    f"column {name!r} is not in table {self.sink.uri} (schema_mode='strict'); "
-                    "set schema_mode='merge' to add it"
-                )
-                raise ValueError(msg)
-        return pa.table(columns)
+            if rescue is not None and rescue not in data.column_names:
+                data = data.append_column(rescue, pa.nulls(data.num_rows, pa.string()))
+            return data.append_column(LINEAGE, lineage)
+        aligned = align(data, snapshot.schema, mode=self.sink.schema_mode, rescue_column=rescue, where=self.sink.uri)
+        out = aligned.table.append_column(LINEAGE, lineage)
+        mask = aligned.reject_mask()
+        if mask is None:
+            return out
+        rows = lineage.combine_chunks()
+        rejected: dict[int, str] = {}
+        for failing, reason in aligned.rejected:  # rejected rows only: a loop per failed row is fine
+            for row in rows.filter(failing).to_pylist():
+                rejected.setdefault(row, reason)
+        kept = out.filter(pc.invert(mask))
+        msg = f"{len(rejected)} row(s) do not fit table {self.sink.uri}"
+        raise RowsRejected(msg, rejected=rejected, kept=kept if kept.num_rows else None)
 
     def commit(
         self,
@@ -275,7 +282,7 @@ class DeltaWriter(SinkWriter):
                 table,
                 mode="append",
                 partition_by=(self.sink.partition_by or None) if creating else None,
-                schema_mode="merge" if self.sink.schema_mode == "merge" and not creating else None,
+                schema_mode="merge" if not creating and self._merges(snapshot) else None,
                 storage_options=(self.options or None) if creating else None,
                 target_file_size=self.sink.target_file_size,
                 **self._write_options,
@@ -303,7 +310,37 @@ class DeltaWriter(SinkWriter):
         if creating:
             self._table = self._load()
         version = self._table.version() if self._table is not None else None
+        if self.catalog is not None and (creating or _adds_columns(table.schema, snapshot.schema)):
+            self._tell_catalog(created=creating)
         return CommitInfo(rows=table.num_rows, version=version)
+
+    def _tell_catalog(self, *, created: bool) -> None:
+        """Register the table or its new schema; a catalog failure never fails the run (the
+        commit already happened), it is logged."""
+        assert self.catalog is not None  # noqa: S101 - checked by the caller
+        try:
+            if self._table is None:
+                return
+            if not created:
+                self._table.update_incremental()
+            commit = TableCommit(
+                location=self.sink.uri,
+                format="delta",
+                schema=pa.schema(self._table.schema().to_arrow()),
+                partition_keys=tuple(self._table.metadata().partition_columns),
+                table_version=self._table.version(),
+                created=created,
+                app_id=self.app_id,
+            )
+            self.catalog.table_committed(commit)
+        except Exception:  # the catalog is metadata: the data is committed whatever happens here
+            log.warning("could not update the catalog for %s", self.sink.uri, exc_info=True)
+
+    def _merges(self, snapshot: DeltaSnapshot) -> bool:
+        """Whether this commit may add columns: under merge, or to add the rescue column once."""
+        rescue = self.sink.rescue_column
+        added_rescue = rescue is not None and snapshot.schema is not None and rescue not in snapshot.schema.names
+        return self.sink.schema_mode == "merge" or added_rescue
 
     def summary(self) -> dict[str, Any]:
         table = self._load()

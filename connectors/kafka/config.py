@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -56,6 +56,10 @@ class KafkaSourceConfig(BaseModel):
     options: dict[str, str] = Field(default_factory=dict)
     connect_timeout_s: float = Field(default=15.0, gt=0)
     client: KafkaClient | None = None
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, redacted(value) if name == "options" else value
 
     @field_validator("topics")
     @classmethod

@@ -77,19 +77,31 @@ class KafkaSource(Source):
         except ValidationError as exc:
             msg = f"invalid KafkaSource settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
             raise ConfigurationError(msg) from exc
+        self.previewing = False
 
     def describe(self) -> str:
         return f"kafka topic {', '.join(self.config.topics)}"
 
+    def for_preview(self) -> KafkaSource:
+        """Partitions assigned directly under a separate group id: no group join (no rebalance of
+        running workers) and, since previews never commit, no offsets moved in any group."""
+        copy = KafkaSource.__new__(KafkaSource)
+        copy.config = self.config.model_copy(update={"assignment": "direct"})
+        copy.previewing = True
+        return copy
+
     def open(self, ctx: RunContext, listener: AssignmentListener) -> SourceReader:
-        client = self.config.client or ctx.settings.kafka_client
+        config = self.config
+        if self.previewing:
+            config = config.model_copy(update={"group_id": f"{config.group_id or ctx.app_id}-preview"})
+        client = config.client or ctx.settings.kafka_client
         if client == "aiokafka":
             try:
                 from connectors.kafka.aio_reader import AioKafkaReader
             except ImportError as exc:
                 raise ConfigurationError(str(exc)) from exc
-            return AioKafkaReader(self.config, ctx, listener)
-        return KafkaReader(self.config, ctx, listener)
+            return AioKafkaReader(config, ctx, listener)
+        return KafkaReader(config, ctx, listener)
 
 
 class KafkaReader(SourceReader):
@@ -304,6 +316,24 @@ class KafkaReader(SourceReader):
 
     def assignment(self) -> list[SourcePartition]:
         return sorted(self._assigned)
+
+    pausable = True
+
+    def pause(self) -> None:
+        """Pause every assigned partition: librdkafka stops fetching and drops what it had
+        prefetched for them; :meth:`resume` fetches again from the last record returned."""
+        self._pause_resume(self.consumer.pause)
+
+    def resume(self) -> None:
+        self._pause_resume(self.consumer.resume)
+
+    def _pause_resume(self, action: Any) -> None:
+        partitions = [ck.TopicPartition(sp.stream, int(sp.partition)) for sp in self._assigned]
+        if partitions:
+            try:
+                action(partitions)
+            except ck.KafkaException as exc:  # a partition revoked meanwhile: the next call sees the new set
+                log.debug("pause/resume of %s failed: %s", [str(p) for p in self._assigned], exc)
 
     def end_positions(self) -> dict[SourcePartition, int]:
         return self._true_ends(self._all_partitions())

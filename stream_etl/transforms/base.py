@@ -77,6 +77,10 @@ def run_step(step: Step, table: pa.Table, failures: list[Failure]) -> pa.Table |
     except TerminalError:
         raise
     except RowsRejected as exc:
+        if exc.rejected is not None:  # some rows fail, each with its reason; the rest go on
+            failures.extend(Failure(row, step.name, type(exc).__name__, why) for row, why in exc.rejected.items())
+            kept: pa.Table | None = exc.kept
+            return kept
         failures.extend(Failure.of(row, step.name, exc) for row in table[LINEAGE].to_pylist())
         return None
     except Exception:

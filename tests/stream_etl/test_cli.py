@@ -25,6 +25,7 @@ COMMANDS = [
     ["dev", "status"],
     ["table"],
     ["table", "show"],
+    ["preview"],
 ]
 
 
@@ -95,6 +96,22 @@ def test_an_unreachable_broker_is_a_runtime_error(tmp_path: Path) -> None:
     assert "cannot reach Kafka at 127.0.0.1:1" in output
 
 
+def test_preview_with_an_unreachable_broker_says_so_and_exits_1(tmp_path: Path) -> None:
+    code, output = _run(
+        ["preview", str(ROOT / "topologies" / "orders.py"), "--limit", "5"],
+        tmp_path,
+        STREAM_ETL_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
+        STREAM_ETL_KAFKA_OPTIONS="socket.connection.setup.timeout.ms=1000",
+    )
+    assert code == 1
+    assert "cannot reach Kafka at 127.0.0.1:1" in output and "stream-etl dev up" in output
+
+
+def test_preview_with_a_bad_limit_is_a_usage_error(tmp_path: Path) -> None:
+    code, output = _run(["preview", str(ROOT / "topologies" / "orders.py"), "--limit", "0"], tmp_path)
+    assert code == 2
+
+
 def test_a_bad_job_argument_is_a_usage_error(tmp_path: Path) -> None:
     code, output = _run(["run", str(ROOT / "topologies" / "orders.py"), "--arg", "no-equals-sign"], tmp_path)
     assert code == 2
@@ -127,3 +144,48 @@ def test_dev_up_on_a_taken_port_says_which_and_what_to_do(tmp_path: Path) -> Non
         code, output = _run(["dev", "up", "--state-dir", str(tmp_path), "--kafka-port", str(port)], tmp_path)
     assert code == 1
     assert f"port {port} on 127.0.0.1 is taken" in output and "--kafka-port" in output
+
+
+SECRETS = {
+    "STREAM_ETL_S3_SECRET_ACCESS_KEY": "s3-secret-in-env",
+    "STREAM_ETL_KAFKA_SASL_PASSWORD": "sasl-secret-in-env",
+    "STREAM_ETL_KAFKA_SSL_KEY_PASSWORD": "key-secret-in-env",
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_help_never_shows_secrets_from_the_environment(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], env=SECRETS)
+    assert result.exit_code == 0
+    assert not any(secret in result.output for secret in SECRETS.values())
+
+
+def test_a_config_file_others_can_read_is_refused_with_the_chmod_to_run(tmp_path: Path) -> None:
+    config = tmp_path / "etl.toml"
+    config.write_text('kafka_sasl_password = "sasl-secret-in-file"\n')
+    config.chmod(0o644)
+
+    code, output = _run(["--config", str(config), "run", "topologies/orders.py"], tmp_path)
+
+    assert code == 2
+    assert f"chmod 600 {config}" in output.replace("\n", "")
+    assert "sasl-secret-in-file" not in output
+
+
+def test_a_config_file_supplies_settings_under_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "etl.env"
+    config.write_text(
+        "STREAM_ETL_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1\n"
+        "STREAM_ETL_KAFKA_OPTIONS=socket.connection.setup.timeout.ms=1000\n"
+        "STREAM_ETL_KAFKA_SASL_PASSWORD=sasl-secret\n"
+    )
+    config.chmod(0o600)
+    run = ["--config", str(config), "run", str(ROOT / "topologies" / "orders.py"), "--arg", f"table={tmp_path}/t"]
+
+    code, output = _run(run, tmp_path)
+    assert code == 1 and "cannot reach Kafka at 127.0.0.1:1" in output  # the file's broker
+    assert "sasl-secret" not in output
+
+    code, output = _run(run, tmp_path, STREAM_ETL_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:2")
+    assert code == 1 and "cannot reach Kafka at 127.0.0.1:2" in output  # the environment wins over the file
+    assert "sasl-secret" not in output

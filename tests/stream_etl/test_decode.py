@@ -11,7 +11,10 @@ import pytest
 
 from stream_etl.dead_letters import Failure
 from stream_etl.decode import DECODE_STEP, Decoded, JsonFormat
+from stream_etl.errors import ConfigurationError
 from stream_etl.records import LINEAGE
+from tests.bad_input import SCHEMA as CORPUS_SCHEMA
+from tests.bad_input import Case, cases
 
 INT_SCHEMA = pa.schema([("id", pa.int64()), ("a", pa.int64())])
 
@@ -266,7 +269,21 @@ def test_type_drift_dead_letters_only_the_records_that_do_not_fit() -> None:
     decoded = JsonFormat().decode(values)
 
     _assert_accounted(values, decoded)
-    assert [f.row for f in decoded.failures] == [2]
+    assert len(decoded.failures) == 1
+    assert "type drift" in decoded.failures[0].message
+
+
+@pytest.mark.parametrize("at", [0, 1, 50, 99], ids=lambda at: f"odd-record-at-{at}")
+def test_type_drift_keeps_the_majoritys_types_wherever_the_odd_record_sits(at: int) -> None:
+    values = [_value(i, a="text" if i == at else i) for i in range(100)]
+
+    decoded = JsonFormat().decode(values)
+
+    _assert_accounted(values, decoded)
+    assert [f.row for f in decoded.failures] == [at]
+    assert decoded.table is not None
+    assert decoded.table.schema.field("a").type == pa.int64()
+    assert decoded.table[LINEAGE].to_pylist() == [i for i in range(100) if i != at]
 
 
 def test_an_object_split_over_two_values_is_not_joined_back() -> None:
@@ -325,3 +342,58 @@ def test_failures_are_plain_failure_records() -> None:
 
 def test_repr_names_schema_and_mode() -> None:
     assert repr(JsonFormat(INT_SCHEMA, unexpected_fields="error")).endswith("unexpected_fields='error')")
+
+
+# The bad-input corpus (tests/bad_input.py), also run end to end in tests/e2e/test_bad_input.py.
+
+_CORPUS = cases()
+_SINK_LEVEL = {"only in case"}  # reasons the Delta sink gives, not the decoder
+
+
+def _matches(expected: Any, got: Any) -> bool:
+    if isinstance(expected, str) and expected in ("nan", "inf", "-inf"):
+        return isinstance(got, float) and str(got) == expected
+    return bool(expected == got)
+
+
+@pytest.mark.parametrize("explicit", [True, False], ids=["schema", "inferred"])
+@pytest.mark.parametrize("case", _CORPUS, ids=[c.name for c in _CORPUS])
+def test_bad_input_corpus_case_between_good_records(case: Case, explicit: bool) -> None:
+    good = orjson.dumps({"id": -1, "n": 1, "f": 0.5, "s": "g"})
+    values = [good, case.value, good]
+
+    decoded = JsonFormat(CORPUS_SCHEMA if explicit else None).decode(values)
+
+    _assert_accounted(values, decoded)
+    outcome, detail = case.with_schema if explicit else case.inferred
+    failed = {f.row: f.message for f in decoded.failures}
+    assert 0 not in failed and 2 not in failed, "a good neighbour was dead-lettered"
+    if outcome == "written":
+        assert 1 not in failed, failed.get(1)
+        row = next(r for r in _rows(decoded) if r[LINEAGE] == 1)
+        for name, expected in detail.items():
+            assert _matches(expected, row.get(name)), (name, row.get(name))
+    elif detail is not None and detail not in _SINK_LEVEL:
+        assert detail in failed[1]
+
+
+def test_bad_input_corpus_in_one_batch_accounts_for_every_record() -> None:
+    values = [c.value for c in _CORPUS]
+    for schema in (CORPUS_SCHEMA, None):
+        decoded = JsonFormat(schema).decode(values)
+
+        _assert_accounted(values, decoded)
+
+
+def test_deep_nesting_is_measured_outside_strings() -> None:
+    brackets_in_a_string = b'{"s": "' + b"[" * 5000 + b'"}'
+    deep = b'{"a": ' + b"[" * 1001 + b"]" * 1001 + b"}"
+
+    decoded = JsonFormat().decode([brackets_in_a_string, deep, b'{"a": ' + b"[" * 999 + b"]" * 999 + b"}"])
+
+    assert [(f.row, "deeper than 1000" in f.message) for f in decoded.failures] == [(1, True)]
+
+
+def test_max_depth_is_checked() -> None:
+    with pytest.raises(ConfigurationError, match="max_depth"):
+        JsonFormat(max_depth=0)

@@ -74,3 +74,38 @@ def test_a_stale_state_file_is_not_a_running_stack(tmp_path: Path) -> None:
         json.dumps({"kafka_port": 1, "s3_port": 2, "bucket": "b", "pids": {"kafka": 2**22 + os.getpid()}})
     )
     assert DevStack(tmp_path).load() is None
+
+
+@pytest.mark.timeout(120)
+def test_up_with_kinesis_also_starts_kinesalite_on_loopback(tmp_path: Path) -> None:
+    from connectors.kinesis.admin import create_stream, kinesis_client
+
+    args = ["--state-dir", str(tmp_path / "dev")]
+    ports = [str(free_port()) for _ in range(3)]
+    up = runner.invoke(
+        app,
+        ["dev", "up", *args, "--kafka-port", ports[0], "--s3-port", ports[1], "--kinesis", "--kinesis-port", ports[2]],
+    )
+    pids: list[int] = []
+    try:
+        assert up.exit_code == 0, up.output
+        assert f"export STREAM_ETL_KINESIS_ENDPOINT_URL=http://127.0.0.1:{ports[2]}" in up.output
+        status = json.loads(runner.invoke(app, ["dev", "status", *args]).output)
+        assert status["kinesis"]["alive"]
+        pids = [status["kafka"]["pid"], status["s3"]["pid"], status["kinesis"]["pid"]]
+        listening = {
+            c.laddr.ip
+            for c in psutil.Process(status["kinesis"]["pid"]).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        }
+        assert listening == {"127.0.0.1"}
+        client = kinesis_client(f"http://127.0.0.1:{ports[2]}")
+        try:
+            create_stream(client, "probe", 1)
+            assert client.list_streams()["StreamNames"] == ["probe"]
+        finally:
+            client.close()
+    finally:
+        down = runner.invoke(app, ["dev", "down", *args])
+    assert down.exit_code == 0
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)

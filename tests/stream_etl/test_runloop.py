@@ -536,6 +536,43 @@ def test_a_slow_sink_stops_the_source_being_read_ahead_beyond_the_pipeline() -> 
     assert sorted(sink.table()["id"].to_pylist()) == list(range(50 * batch))
 
 
+def test_max_in_flight_bytes_bounds_the_read_ahead_of_a_blocked_sink() -> None:
+    """The in-flight byte budget stops reading sooner than the queues alone would."""
+    batch = 1_000
+    records = [{"id": i} for i in range(50 * batch)]
+    source = _ObservedSource(records)
+    sink = _BlockedSink("out")
+    budget = 2 * 12 * batch  # about two batches of {"id": nnnnn} values
+    topology = Topology(
+        "bounded",
+        max_batch_records=batch,
+        max_batch_bytes=budget,
+        max_in_flight_bytes=budget,
+        prefetch_batches=4,
+        dead_letters=MemorySink("dead"),
+    )
+    topology.source(source).sink(sink)
+    loop = RunLoop(topology, RunContext(app_id="bounded", mode="until_caught_up"))
+    runner = threading.Thread(target=loop.run)
+    runner.start()
+    try:
+        assert sink.entered.wait(timeout=10)
+        time.sleep(1.0)  # give the fetch stage every chance to run ahead
+        assert source.reader is not None
+        read = sum(source.reader._cursor)
+        # the budget (~2 batches), plus the batch it was crossed in
+        assert read <= 3 * batch, f"read {read} records ahead of a blocked sink"
+    finally:
+        sink.release.set()
+        runner.join(timeout=60)
+    assert sorted(sink.table()["id"].to_pylist()) == list(range(50 * batch))
+
+
+def test_max_in_flight_bytes_must_hold_a_batch() -> None:
+    with pytest.raises(ConfigurationError, match="max_in_flight_bytes .* must be >= max_batch_bytes"):
+        Topology("small", max_batch_bytes=1000, max_in_flight_bytes=999)
+
+
 def test_cursors_are_committed_with_positions_and_handed_back_on_resume() -> None:
     sink, dead = MemorySink("out"), MemorySink("dead")
 
@@ -571,3 +608,42 @@ def test_a_source_that_needs_cursors_refuses_a_sink_that_cannot_store_them() -> 
 
     with pytest.raises(ConfigurationError, match="cannot store them"):
         RunLoop(topology, RunContext(app_id="cursors", mode="until_caught_up")).run()
+
+
+class EndsFoundWhileReadingSource(ListSource):
+    """Like a Kinesis source: no end positions up front; the ends are known once every
+    partition was read to its end, and only after a few more asks (a lease round, say)."""
+
+    def open(self, ctx: RunContext, listener: AssignmentListener) -> ListReader:
+        return EndsFoundWhileReadingReader(self, listener)
+
+
+class EndsFoundWhileReadingReader(ListReader):
+    ends_known_up_front = False
+
+    def __init__(self, source: ListSource, listener: AssignmentListener) -> None:
+        super().__init__(source, listener)
+        self.asked_after_the_end = 0
+
+    def end_positions(self) -> dict[SourcePartition, int]:
+        raise AssertionError("a source whose ends are found while reading is never asked up front")
+
+    def found_ends(self) -> dict[SourcePartition, int] | None:
+        if len(self._ended) < len(self._partitions):
+            return None
+        self.asked_after_the_end += 1
+        if self.asked_after_the_end < 5:
+            return None
+        return {sp: len(v) for sp, v in zip(self._partitions, self.source.partitions, strict=True)}
+
+
+def test_until_caught_up_with_ends_found_while_reading() -> None:
+    out, dead = MemorySink("out"), MemorySink("dead")
+    records = _orders(50)
+
+    first = _run(_topology(batch=7), EndsFoundWhileReadingSource(records, partitions=3), out, dead)
+    again = _run(_topology(batch=7), EndsFoundWhileReadingSource(records, partitions=3), out, dead)
+
+    assert first.caught_up and first.stats["records_in"] == 50
+    _assert_once(out.table()["id"].to_pylist(), _valid_ids(records))
+    assert again.caught_up and again.stats["records_in"] == 0  # starts, finds itself at the ends, stops

@@ -162,3 +162,15 @@ def test_orders_rich_match_the_reference() -> None:
     got = sorted((r["id"], r["region"], r["amount_cents"], r["vat_cents"]) for r in result.output().to_pylist())
     assert got == expected
     assert result.summary.stats["filtered"] == len(records) - len(expected) > 10
+
+
+def test_kinesis_orders_matches_the_reference() -> None:
+    topology = load_topology(str(ROOT / "topologies" / "kinesis_orders.py"), args={"table": "/tmp/not-used"})
+    records = [orjson.dumps(order(i)) for i in range(500)]
+
+    result = run_topology(topology, records, partitions=4)
+
+    expected = sorted((o["id"], _sql_round(o["amount"] * 100)) for o in map(order, range(500)) if o["amount"] >= 0)
+    out = result.output()
+    assert sorted(zip(out["id"].to_pylist(), out["amount_cents"].to_pylist(), strict=True)) == expected
+    assert out.column_names == ["id", "user", "amount_cents", "country", "ts", "tags"]

@@ -134,6 +134,50 @@ def test_new_columns_are_added_or_dead_lettered(services: Services, table_uri: s
         assert "schema_mode='merge'" in result.dead_letters["error"][0].as_py()
 
 
+@pytest.mark.parametrize("mode", ["merge", "strict"])
+def test_a_rescue_column_keeps_unknown_fields_and_misfits_as_json(
+    services: Services, table_uri: str, unique: str, mode: str
+) -> None:
+    write_deltalake(table_uri, pa.table({"id": pa.array([1], pa.int64())}), storage_options=services.storage_options())
+    topology = Topology("rescue")
+    sink = DeltaSink(table_uri, schema_mode=mode, rescue_column="_rescued")  # type: ignore[arg-type]
+    topology.source(ListSource([])).sink(sink)
+
+    records = [{"id": "2"}, {"id": "seven", "extra": "x"}, {"id": "4", "extra": "é"}]  # the field became text
+    result = _run_with_delta(services, topology, records, unique)
+
+    table = DeltaTable(table_uri, storage_options=services.storage_options()).to_pyarrow_table().sort_by("id")
+    assert result.dead_letters.num_rows == 0
+    rows = [(r["id"], r["_rescued"], r.get("extra")) for r in table.to_pylist()]
+    if mode == "strict":  # unknown fields are rescued, the table keeps its columns (plus the rescue column)
+        assert table.column_names == ["id", "_rescued"]
+        assert rows == [
+            (1, None, None),
+            (2, None, None),
+            (4, '{"extra":"é"}', None),
+            (None, '{"extra":"x","id":"seven"}', None),
+        ]
+    else:  # merge adds the new column; only the misfit value is rescued
+        assert sorted(table.column_names) == ["_rescued", "extra", "id"]
+        assert rows == [(1, None, None), (2, None, None), (4, None, "é"), (None, '{"id":"seven"}', "x")]
+
+
+def test_a_changed_field_type_is_cast_when_lossless_and_dead_lettered_otherwise(
+    services: Services, table_uri: str, unique: str
+) -> None:
+    write_deltalake(table_uri, pa.table({"id": pa.array([1], pa.int64())}), storage_options=services.storage_options())
+    topology = Topology("changed", max_batch_records=2)  # a batch of strings, then one of floats
+    topology.source(ListSource([])).sink(DeltaSink(table_uri, schema_mode="strict"))
+
+    result = _run_with_delta(services, topology, [{"id": "2"}, {"id": "three"}, {"id": 4.0}, {"id": 4.5}], unique)
+
+    table = DeltaTable(table_uri, storage_options=services.storage_options()).to_pyarrow_table()
+    assert sorted(table["id"].to_pylist()) == [1, 2, 4]
+    assert table.schema.field("id").type == pa.int64()
+    assert sorted(result.dead_letters["raw"].to_pylist()) == [b'{"id":"three"}', b'{"id":4.5}']
+    assert set(result.dead_letters["step"].to_pylist()) == {"sink:table"}
+
+
 def test_a_local_path_works_too(tmp_path: Path, unique: str) -> None:
     writer = DeltaSink(str(tmp_path / "table")).open(RunContext(app_id=unique, settings=Settings()))
     writer.commit(writer.snapshot(), _rows([1, 2]), {P0: 2})

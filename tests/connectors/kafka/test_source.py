@@ -5,18 +5,21 @@ Every test that reads runs once per Kafka client (``kafka_client``: confluent-ka
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
+from pydantic import SecretStr
 
 from connectors.kafka import KafkaSource
 from connectors.kafka.admin import produce
 from stream_etl import RunContext, Topology
 from stream_etl.errors import ConfigurationError, SourceMissing, SourceUnavailable
+from stream_etl.records import SourcePartition
 from stream_etl.runloop import RunLoop, RunSummary
 from stream_etl.samples import orders
+from stream_etl.sources import AssignmentListener
 from stream_etl.testing import MemorySink
 from tests.services import Services
 
@@ -163,3 +166,67 @@ def test_a_source_reads_the_union_of_several_topics(
     assert sorted(table["id"].to_pylist()) == list(range(85))
     assert {t: table["_topic"].to_pylist().count(t) for t in (first, second)} == {first: 50, second: 35}
     assert (summary.stats["records_in"], again.stats["records_in"]) == (80, 5)
+
+
+def test_security_settings_reach_librdkafka(services: Services, topic: Callable[..., str], unique: str) -> None:
+    """STREAM_ETL_KAFKA_* security settings are in the consumer's config, the run still works
+    (PLAINTEXT here: the embedded Tansu build serves neither TLS nor SASL, see docs/SECURITY.md),
+    and the password shows nowhere."""
+    name = topic(partitions=1)
+    produce(services.kafka_bootstrap, name, orders(10))
+    settings = services.settings().model_copy(
+        update={
+            "kafka_security_protocol": "PLAINTEXT",
+            "kafka_sasl_mechanism": "SCRAM-SHA-512",
+            "kafka_sasl_username": "etl",
+            "kafka_sasl_password": SecretStr("sasl-secret-123"),
+        }
+    )
+    ctx = RunContext(app_id=unique, settings=settings, mode="until_caught_up")
+    reader = KafkaSource(name).open(ctx, _Listener())
+    try:
+        assert {k: reader.client_config[k] for k in ("security.protocol", "sasl.mechanism", "sasl.username")} == {
+            "security.protocol": "PLAINTEXT",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": "etl",
+        }
+        assert reader.client_config["sasl.password"] == "sasl-secret-123"
+        assert "sasl-secret-123" not in repr(reader)
+    finally:
+        reader.close()
+    topology = Topology("kafka-security", dead_letters=MemorySink("dead"))
+    sink = MemorySink("out")
+    topology.source(KafkaSource(name)).sink(sink)
+    RunLoop(topology, ctx).run()
+    assert sink.table().num_rows == 10
+
+
+def test_tls_settings_are_used_for_the_connection(services: Services, topic: Callable[..., str], unique: str) -> None:
+    """With security.protocol=SSL the client speaks TLS to the (plaintext) broker and fails: the setting took effect."""
+    name = topic(partitions=1)
+    settings = services.settings().model_copy(update={"kafka_security_protocol": "SSL"})
+    ctx = RunContext(app_id=unique, settings=settings)
+
+    with pytest.raises(SourceUnavailable, match="cannot reach Kafka"):
+        KafkaSource(name, connect_timeout_s=3, options={"log_level": "0"}).open(ctx, _Listener())
+
+
+class _Listener(AssignmentListener):
+    """Nothing is assigned in these tests: the reader is only opened and closed."""
+
+    def on_assigned(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, int]:
+        return {}
+
+    def on_revoked(self, partitions: Sequence[SourcePartition]) -> None:
+        return None
+
+    def resume_cursors(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, str]:
+        return {}
+
+
+def test_options_holding_secrets_are_redacted_in_the_config_repr() -> None:
+    source = KafkaSource("t", options={"sasl.password": "opt-secret", "client.rack": "r1"})
+
+    assert "opt-secret" not in repr(source.config) and "opt-secret" not in str(source.config)
+    assert "client.rack" in repr(source.config)
+    assert source.config.options["sasl.password"] == "opt-secret"

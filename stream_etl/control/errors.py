@@ -1,0 +1,35 @@
+"""Errors of the control plane, under the engine's root error::
+
+    StreamEtlError
+    └── ControlError
+        ├── NotFound          (terminal) no such database, table, connection, job, run or token
+        ├── AlreadyExists     (terminal) the name is taken
+        └── InvalidState      (terminal) e.g. stopping a run that already ended
+
+Bad settings (an unreadable key file, a malformed store URL) raise the engine's
+:class:`~stream_etl.errors.ConfigurationError`.
+"""
+
+from __future__ import annotations
+
+from stream_etl.errors import StreamEtlError, TerminalError
+
+
+class ControlError(StreamEtlError):
+    """Raised by the control plane."""
+
+
+class NotFound(ControlError, TerminalError):
+    def __init__(self, *, kind: str, name: object) -> None:
+        super().__init__(f"no {kind} {name!r}")
+        self.kind, self.name = kind, name
+
+
+class AlreadyExists(ControlError, TerminalError):
+    def __init__(self, *, kind: str, name: object) -> None:
+        super().__init__(f"{kind} {name!r} already exists")
+        self.kind, self.name = kind, name
+
+
+class InvalidState(ControlError, TerminalError):
+    """The object is not in a state that allows the operation."""
