@@ -6,10 +6,9 @@ makes a fresh destination, builds the :class:`~stream_etl.sinks.Sink` writing to
 back what was committed (ids, in the order stored, so duplicates show) and the dead letters'
 raw bytes.
 
-Adding a connector is adding a case to ``SOURCES`` or ``SINKS``. The Kinesis source (built on
-its own branch) plugs in as a ``SourceCase`` whose ``append`` puts records to a kinesalite
-stream and whose ``source`` returns ``KinesisSource(stream, start_from=...)``; its worker
-topology then needs a ``source=kinesis`` argument in contract_topology.py.
+Adding a connector is adding a case to ``SOURCES`` or ``SINKS``: a source case's stream has
+``append``, ``source``, ``settings``, ``worker_args`` and ``worker_env``; contract_topology.py
+builds the worker's source from ``worker_args``.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,13 @@ from deltalake.exceptions import TableNotFoundError
 from connectors.delta import DeltaSink
 from connectors.kafka import KafkaSink, KafkaSource
 from connectors.kafka.admin import ensure_topic, produce
+from connectors.kinesis import KinesisSource
+from connectors.kinesis.admin import create_stream, kinesis_client, put_records
 from connectors.parquet import ParquetSink
 from connectors.parquet import read_table as read_parquet
 from connectors.postgres import PostgresSink
 from stream_etl.errors import PositionConflict, SinkRejected
+from stream_etl.settings import Settings
 from stream_etl.sinks import Sink
 from stream_etl.sources import Source
 from tests.services import Services
@@ -75,17 +78,57 @@ class KafkaStream:
         return KafkaSource(self.topic, client=self.client, start_from=start_from, assignment="direct")  # type: ignore[arg-type]
 
     def worker_args(self) -> dict[str, str]:
-        return {"topic": self.topic, "client": self.client}
+        return {"source": "kafka", "topic": self.topic, "client": self.client}
+
+    def worker_env(self) -> dict[str, str]:
+        return {}
+
+    def settings(self) -> Settings:
+        return self.services.settings()
+
+
+@dataclass
+class KinesisStream:
+    """One fresh kinesalite stream of two shards; shard leases in a local directory."""
+
+    services: Services
+    kinesis: Any
+    name: str
+    leases: str
+
+    def append(self, values: Iterable[bytes]) -> None:
+        client = kinesis_client(self.kinesis.endpoint)
+        try:
+            put_records(client, self.name, values)
+        finally:
+            client.close()
+
+    def source(self, *, start_from: str = "earliest") -> Source:
+        return KinesisSource(
+            self.name,
+            start_from=start_from,
+            lease_uri=self.leases,
+            idle_poll=timedelta(milliseconds=50),  # type: ignore[arg-type]
+        )
+
+    def worker_args(self) -> dict[str, str]:
+        return {"source": "kinesis", "topic": self.name, "leases": self.leases}
+
+    def worker_env(self) -> dict[str, str]:
+        return dict(self.kinesis.environment())
+
+    def settings(self) -> Settings:
+        return Settings.from_environment({**self.services.environment(), **self.kinesis.environment()})
 
 
 @dataclass(frozen=True)
 class SourceCase:
     name: str
-    make: Callable[[Services, str], Any]
+    make: Callable[[Services, str, Path, Any], Any]
 
 
 def _kafka(client: str) -> SourceCase:
-    def make(services: Services, unique: str) -> KafkaStream:
+    def make(services: Services, unique: str, tmp: Path, request: Any) -> KafkaStream:
         topic = f"c-{unique}"
         ensure_topic(services.kafka_bootstrap, topic, partitions=2)
         return KafkaStream(services, topic, client)
@@ -93,8 +136,18 @@ def _kafka(client: str) -> SourceCase:
     return SourceCase(f"kafka-{client}", make)
 
 
-#: Every source the suite runs over. Kinesis: add its SourceCase here (see the module docstring).
-SOURCES = [_kafka("confluent"), _kafka("aiokafka")]
+def _kinesis(services: Services, unique: str, tmp: Path, request: Any) -> KinesisStream:
+    kinesis = request.getfixturevalue("kinesis")  # kinesalite, started for the session on first use
+    client = kinesis_client(kinesis.endpoint)
+    try:
+        create_stream(client, f"c-{unique}", shards=2)
+    finally:
+        client.close()
+    return KinesisStream(services, kinesis, f"c-{unique}", str(tmp / "leases"))
+
+
+#: Every source the suite runs over.
+SOURCES = [_kafka("confluent"), _kafka("aiokafka"), SourceCase("kinesis", _kinesis)]
 
 
 # Sinks -------------------------------------------------------------------------------------

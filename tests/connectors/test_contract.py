@@ -1,7 +1,7 @@
 """The connector contract: every source against every sink, on the real local services.
 
 Each case runs once per (source, sink) pair from tests/connectors/contract_cases.py (sources:
-Kafka read with confluent-kafka and with aiokafka; sinks: Delta, Postgres, Parquet, Kafka):
+Kafka read with confluent-kafka and with aiokafka, Kinesis on kinesalite; sinks: Delta, Postgres, Parquet, Kafka):
 
 - start position: ``earliest`` reads what is there, a second run resumes from the stored
   positions, a new job with ``latest`` reads nothing that was there;
@@ -40,9 +40,9 @@ TOPOLOGY = str(ROOT / "tests" / "connectors" / "contract_topology.py")
 
 
 @pytest.fixture(params=SOURCES, ids=[c.name for c in SOURCES])
-def stream(request: pytest.FixtureRequest, services: Services, unique: str) -> Any:
+def stream(request: pytest.FixtureRequest, services: Services, unique: str, tmp_path: Path) -> Any:
     case: SourceCase = request.param
-    return case.make(services, unique)
+    return case.make(services, unique, tmp_path, request)
 
 
 @pytest.fixture(params=SINKS, ids=[c.name for c in SINKS])
@@ -62,7 +62,7 @@ def _run(
         .select("id", "user", "amount", "country", name="project")
         .sink(dest.sink())
     )
-    return RunLoop(topology, RunContext(app_id=app_id, settings=services.settings(), mode="until_caught_up")).run()
+    return RunLoop(topology, RunContext(app_id=app_id, settings=stream.settings(), mode="until_caught_up")).run()
 
 
 def test_start_position_earliest_stored_latest(services: Services, stream: Any, dest: Destination, unique: str) -> None:
@@ -95,13 +95,15 @@ def test_resume_after_sigkill(services: Services, stream: Any, dest: Destination
         log=log,
         topology=TOPOLOGY,
         until_caught_up=True,
-        extra_env={"STREAM_ETL_FAULT": "secondaries_committed:3"},
+        extra_env={**stream.worker_env(), "STREAM_ETL_FAULT": "secondaries_committed:3"},
     )
     assert process.wait(timeout=180) == -signal.SIGKILL, log.read_text()[-2000:]
     committed_at_kill = dest.ids()
     assert 0 < len(committed_at_kill) < total
 
-    run_worker(services, app_id=unique, args=args, log=tmp_path / "final.log", topology=TOPOLOGY)
+    run_worker(
+        services, app_id=unique, args=args, log=tmp_path / "final.log", topology=TOPOLOGY, extra_env=stream.worker_env()
+    )
 
     ids = dest.ids()
     assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} duplicates"
