@@ -18,7 +18,7 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -63,6 +63,9 @@ class Settings(BaseModel):
         default="", description="librdkafka options for every Kafka client, 'key=value,key=value'"
     )
     kafka_consumer_options: str = Field(default="", description="librdkafka options for consumers only")
+    kafka_client: Literal["confluent", "aiokafka"] = Field(
+        default="confluent", description="Kafka client of KafkaSource when it names none: confluent or aiokafka"
+    )
     kafka_security_protocol: str | None = Field(
         default=None, description="librdkafka security.protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
     )
@@ -115,10 +118,9 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(merged)
         except ValidationError as exc:
-            problem = exc.errors()[0]
-            variable = PREFIX + str(problem["loc"][0]).upper() if problem["loc"] else "a STREAM_ETL_ variable"
-            msg = f"{variable}: {problem['msg']}"
-            raise ConfigurationError(msg) from None
+            error = exc.errors()[0]
+            msg = f"{PREFIX}{str(error['loc'][0]).upper()}: {error['msg']}"
+            raise ConfigurationError(msg) from exc
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
