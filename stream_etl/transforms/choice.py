@@ -123,7 +123,12 @@ class ResolveChoice(Step):
             index = table.schema.get_field_index(column)
             if action == "cast":
                 assert target is not None  # noqa: S101 - checked in __init__
-                table = table.set_column(index, column, _cast(values, target))
+                try:
+                    cast = _cast(values, target)
+                except pa.ArrowNotImplementedError as exc:  # e.g. a list to a string: no value can fit
+                    msg = f"column {column!r} is {values.type}, which cannot be cast to {target}"
+                    raise self.mismatch(msg) from exc
+                table = table.set_column(index, column, cast)
             elif action == "project":
                 assert target is not None  # noqa: S101 - checked in __init__
                 wanted = split_kinds(values).get(kind_of(target))
