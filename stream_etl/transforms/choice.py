@@ -15,7 +15,8 @@ decimal), ``boolean``, ``string``, ``timestamp``, ``date``, ``struct``, ``list``
 (other types: their Arrow name). Actions, per column:
 
 - ``cast:<type>``: every value cast to ``<type>`` (strings are parsed); a value that does not
-  fit fails its row, which is dead-lettered.
+  fit fails its row, which is dead-lettered. A column of a type Arrow cannot cast at all (a
+  list to a string) is a mismatch (see :meth:`Step.mismatch`).
 - ``project:<type>``: values whose kind is ``<type>``'s kind are kept (cast to ``<type>``),
   the others become null. The output is always ``<type>``.
 - ``make_cols``: one column ``<column>_<kind>`` per kind present in the batch, null where
