@@ -52,7 +52,7 @@ bench-peers: $(STAMP) ## Quix Streams, Bytewax, Faust, Pathway on the same 1M re
 	$(BIN)/python -m bench.peers
 
 lint: $(STAMP) ## Ruff
-	$(BIN)/ruff check stream_etl connectors topologies tests bench
+	$(BIN)/ruff check stream_etl connectors topologies examples tests bench
 
 typecheck: $(STAMP) ## Mypy (strict on the library)
 	$(BIN)/mypy

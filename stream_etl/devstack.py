@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from stream_etl.errors import ServiceError
+
+log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 #: librdkafka settings Tansu needs for a quick group join (it holds JoinGroup for
@@ -79,6 +82,27 @@ class StackState:
             "STREAM_ETL_S3_SECRET_ACCESS_KEY": DUMMY_SECRET,
             "STREAM_ETL_S3_REGION": "us-east-1",
         }
+
+
+#: Attempts to start the stack when a service exits during start-up (a port race).
+START_ATTEMPTS = 3
+
+
+class StartupExit(ServiceError):
+    """A service process exited while the stack was starting."""
+
+
+def free_ports(count: int, *, exclude: tuple[int, ...] = ()) -> list[int]:
+    """``count`` distinct free loopback ports, none of ``exclude`` (all held open while chosen)."""
+    with contextlib.ExitStack() as stack:
+        found: list[int] = []
+        while len(found) < count:
+            sock = stack.enter_context(socket.socket())
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+            if port not in exclude:
+                found.append(port)
+        return found
 
 
 def free_port() -> int:
@@ -191,11 +215,25 @@ class DevStack:
                 )
                 raise ServiceError(msg)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                state = self._start(wanted, timeout_s)
+            except StartupExit:
+                # Another process took one of the internal ports between choosing and binding:
+                # choose again (the ports the user named were checked above).
+                if attempt == START_ATTEMPTS:
+                    raise
+                log.warning("the local stack did not start (attempt %d); retrying with other ports", attempt)
+                continue
+            break
+        (self.state_dir / "env").write_text("".join(f"export {k}={v}\n" for k, v in state.environment().items()))
+        return state
+
+    def _start(self, wanted: list[tuple[int, str, str]], timeout_s: float) -> StackState:
         state = StackState(self.kafka_port, self.s3_port, self.bucket, kinesis_port=self.kinesis_port)
-        state.internal_ports = {
-            name: free_port()
-            for name in ("master", "volume", "filer", "master_grpc", "volume_grpc", "filer_grpc", "s3_grpc")
-        }
+        names = ("master", "volume", "filer", "master_grpc", "volume_grpc", "filer_grpc", "s3_grpc")
+        taken = tuple(p for p, _, _ in wanted)
+        state.internal_ports = dict(zip(names, free_ports(len(names), exclude=taken), strict=True))
         try:
             state.pids["kafka"] = self._spawn("kafka", self._tansu_command(state))
             state.pids["s3"] = self._spawn("s3", self._weed_command(state))
@@ -215,7 +253,6 @@ class DevStack:
             with contextlib.suppress(FileNotFoundError):
                 self.state_file.unlink()
             raise
-        (self.state_dir / "env").write_text("".join(f"export {k}={v}\n" for k, v in state.environment().items()))
         return state
 
     def _tansu_command(self, state: StackState) -> list[str]:
@@ -360,7 +397,7 @@ class DevStack:
             log = self.state_dir / f"{name}.log"
             tail = log.read_text(errors="replace")[-800:] if log.exists() else ""
             msg = f"the local {name} process exited during start-up; last log lines:\n{tail}"
-            raise ServiceError(msg)
+            raise StartupExit(msg)
 
     # down / status -----------------------------------------------------------------
 

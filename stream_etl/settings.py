@@ -18,9 +18,9 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from stream_etl.errors import ConfigurationError
 
@@ -63,6 +63,9 @@ class Settings(BaseModel):
         default="", description="librdkafka options for every Kafka client, 'key=value,key=value'"
     )
     kafka_consumer_options: str = Field(default="", description="librdkafka options for consumers only")
+    kafka_client: Literal["confluent", "aiokafka"] = Field(
+        default="confluent", description="Kafka client of KafkaSource when it names none: confluent or aiokafka"
+    )
     kafka_security_protocol: str | None = Field(
         default=None, description="librdkafka security.protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
     )
@@ -104,7 +107,12 @@ class Settings(BaseModel):
         names = set(cls.model_fields)
         values = {key[len(PREFIX) :].lower(): value for key, value in environ.items() if key.startswith(PREFIX)}
         merged = {**(config or {}), **{name: value for name, value in values.items() if name in names}}
-        return cls.model_validate(merged)
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            msg = f"{PREFIX}{str(error['loc'][0]).upper()}: {error['msg']}"
+            raise ConfigurationError(msg) from exc
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():

@@ -51,6 +51,16 @@ def topic(services: Services, unique: str) -> Callable[..., str]:
     return make
 
 
+#: Every Kafka client the source supports; tests that take ``kafka_client`` run once per client.
+KAFKA_CLIENTS = ("confluent", "aiokafka")
+
+
+@pytest.fixture(params=KAFKA_CLIENTS)
+def kafka_client(request: pytest.FixtureRequest) -> str:
+    """The Kafka client a test reads with: KafkaSource(client=...) or STREAM_ETL_KAFKA_CLIENT."""
+    return str(request.param)
+
+
 @pytest.fixture
 def table_uri(services: Services, unique: str) -> str:
     return f"s3://{services.bucket}/{unique}/table"

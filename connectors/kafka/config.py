@@ -21,6 +21,8 @@ TUNED_CONSUMER_DEFAULTS: dict[str, str] = {
 #: Settings the engine owns; users cannot override them through ``options``.
 ENGINE_OWNED = ("enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof")
 
+KafkaClient = Literal["confluent", "aiokafka"]
+
 MetadataField = Literal["topic", "partition", "offset", "timestamp", "key", "headers"]
 
 _SECRET_WORDS = ("password", "secret", "token", "key.pem", "sasl.oauthbearer.config")
@@ -38,7 +40,9 @@ class KafkaSourceConfig(BaseModel):
     primary sink. ``assignment="direct"`` assigns every partition to this one
     worker without joining a consumer group (no join delay; positions live in the
     sink, so this is safe for a single worker). ``options`` are passed to
-    librdkafka as they are.
+    librdkafka as they are (with ``client="aiokafka"``, translated: see
+    :mod:`connectors.kafka.aio_options`). ``client`` None means the ``STREAM_ETL_KAFKA_CLIENT``
+    setting (default ``"confluent"``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -51,6 +55,7 @@ class KafkaSourceConfig(BaseModel):
     metadata: tuple[MetadataField, ...] = ()
     options: dict[str, str] = Field(default_factory=dict)
     connect_timeout_s: float = Field(default=15.0, gt=0)
+    client: KafkaClient | None = None
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():

@@ -20,7 +20,8 @@ from typing import Any, cast
 import pyarrow as pa
 from pydantic import ValidationError
 
-from connectors.kafka.config import TUNED_CONSUMER_DEFAULTS, KafkaSourceConfig, MetadataField, redacted
+from connectors.kafka.config import TUNED_CONSUMER_DEFAULTS, KafkaClient, KafkaSourceConfig, MetadataField, redacted
+from connectors.kafka.metadata import metadata_columns
 from stream_etl.context import RunContext
 from stream_etl.errors import ConfigurationError, SourceError, SourceMissing, SourceUnavailable
 from stream_etl.records import Batch, Chunk, PartitionRegistry, SourcePartition
@@ -34,8 +35,6 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 log = logging.getLogger(__name__)
 
-HEADERS_TYPE = pa.list_(pa.struct([("key", pa.string()), ("value", pa.binary())]))
-
 _value, _offset, _partition = ck.Message.value, ck.Message.offset, ck.Message.partition
 _error, _topic = ck.Message.error, ck.Message.topic
 
@@ -44,7 +43,9 @@ class KafkaSource(Source):
     """Read JSON (or any format) records from one or more Kafka topics.
 
     ``bootstrap_servers`` defaults to the ``STREAM_ETL_KAFKA_BOOTSTRAP_SERVERS``
-    setting (or the local dev stack); ``group_id`` to the job's app id.
+    setting (or the local dev stack); ``group_id`` to the job's app id. ``client`` picks
+    the Kafka client: ``"confluent"`` (librdkafka, the default) or ``"aiokafka"``
+    (:mod:`connectors.kafka.aio_reader`); unset, the ``STREAM_ETL_KAFKA_CLIENT`` setting decides.
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class KafkaSource(Source):
         metadata: Sequence[MetadataField] = (),
         options: dict[str, str] | None = None,
         connect_timeout_s: float = 15.0,
+        client: KafkaClient | None = None,
     ) -> None:
         topics = (topic,) if isinstance(topic, str) else tuple(topic)
         try:
@@ -70,6 +72,7 @@ class KafkaSource(Source):
                 metadata=tuple(metadata),
                 options=options or {},
                 connect_timeout_s=connect_timeout_s,
+                client=client,
             )
         except ValidationError as exc:
             msg = f"invalid KafkaSource settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
@@ -87,10 +90,17 @@ class KafkaSource(Source):
         copy.previewing = True
         return copy
 
-    def open(self, ctx: RunContext, listener: AssignmentListener) -> KafkaReader:
+    def open(self, ctx: RunContext, listener: AssignmentListener) -> SourceReader:
         config = self.config
         if self.previewing:
             config = config.model_copy(update={"group_id": f"{config.group_id or ctx.app_id}-preview"})
+        client = config.client or ctx.settings.kafka_client
+        if client == "aiokafka":
+            try:
+                from connectors.kafka.aio_reader import AioKafkaReader
+            except ImportError as exc:
+                raise ConfigurationError(str(exc)) from exc
+            return AioKafkaReader(config, ctx, listener)
         return KafkaReader(config, ctx, listener)
 
 
@@ -367,26 +377,7 @@ class KafkaReader(SourceReader):
                 log.debug("committing group offsets for lag tooling failed: %s", exc)
 
     def metadata_columns(self, batch: Batch, rows: pa.Int32Array) -> dict[str, pa.Array]:
-        wanted = self.config.metadata
-        columns: dict[str, pa.Array] = {}
-        if not wanted:
-            return columns
-        pids = batch.pids.take(rows)
-        partitions = [self.registry.partition(i) for i in range(len(self.registry))]
-        if "topic" in wanted:
-            columns["_topic"] = pa.array([p.stream for p in partitions], pa.string()).take(pids)
-        if "partition" in wanted:
-            columns["_partition"] = pa.array([int(p.partition) for p in partitions], pa.int32()).take(pids)
-        if "offset" in wanted:
-            columns["_offset"] = batch.positions.take(rows)
-        if "timestamp" in wanted:
-            stamps = pa.array(batch.metadata["timestamp"], pa.int64()).take(rows)
-            columns["_timestamp"] = stamps.cast(pa.timestamp("ms", tz="UTC"))
-        if "key" in wanted:
-            columns["_key"] = pa.array(batch.metadata["key"], pa.binary()).take(rows)
-        if "headers" in wanted:
-            columns["_headers"] = pa.array(batch.metadata["headers"], HEADERS_TYPE).take(rows)
-        return columns
+        return metadata_columns(self.config.metadata, self.registry, batch, rows)
 
     def close(self) -> None:
         if self._subscribed and not self._assigned:

@@ -18,6 +18,7 @@ from stream_etl.records import SourcePartition
 from stream_etl.samples import malformed, order, orders
 from tests.e2e.workers import (
     assert_same_orders,
+    client_env,
     read_table,
     run_worker,
     start_worker,
@@ -29,12 +30,19 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def test_100k_records_in_four_partitions_land_exactly_once(
-    services: Services, topic: Callable[..., str], table_uri: str, unique: str, tmp_path: Path
+    services: Services, topic: Callable[..., str], table_uri: str, unique: str, tmp_path: Path, kafka_client: str
 ) -> None:
     name = topic(partitions=4)
     produce(services.kafka_bootstrap, name, orders(100_000))
 
-    summary = run_worker(services, app_id=unique, args={"topic": name, "table": table_uri}, log=tmp_path / "w.log")
+    summary = run_worker(
+        services,
+        app_id=unique,
+        args={"topic": name, "table": table_uri},
+        log=tmp_path / "w.log",
+        extra_env=client_env(kafka_client),
+    )
+    assert ("(aiokafka)" in (tmp_path / "w.log").read_text()) == (kafka_client == "aiokafka")
 
     assert_same_orders(read_table(table_uri, services), range(100_000))
     stats = summary["stats"]
@@ -44,7 +52,7 @@ def test_100k_records_in_four_partitions_land_exactly_once(
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
-    services: Services, topic: Callable[..., str], table_uri: str, unique: str, tmp_path: Path
+    services: Services, topic: Callable[..., str], table_uri: str, unique: str, tmp_path: Path, kafka_client: str
 ) -> None:
     total = 200_000
     name = topic(partitions=4)
@@ -57,7 +65,9 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
             break
         log = tmp_path / f"worker-{attempt}.log"
         before = table_version(table_uri, services)
-        process = start_worker(services, app_id=unique, args=args, log=log, until_caught_up=True)
+        process = start_worker(
+            services, app_id=unique, args=args, log=log, until_caught_up=True, extra_env=client_env(kafka_client)
+        )
         deadline = time.monotonic() + 60
         while table_version(table_uri, services) <= before and process.poll() is None:
             assert time.monotonic() < deadline, log.read_text()[-2000:]
@@ -72,7 +82,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
 
     assert len(rows_at_kill) >= 5, f"only {len(rows_at_kill)} kills landed before the stream was consumed"
     assert rows_at_kill == sorted(rows_at_kill) and rows_at_kill[-1] < 0.99 * total
-    run_worker(services, app_id=unique, args=args, log=tmp_path / "final.log")
+    run_worker(services, app_id=unique, args=args, log=tmp_path / "final.log", extra_env=client_env(kafka_client))
     assert_same_orders(read_table(table_uri, services), range(total))
 
 
@@ -85,12 +95,14 @@ def test_two_workers_share_partitions_and_one_takes_over(
     unique: str,
     tmp_path: Path,
     stop_with: signal.Signals,
+    kafka_client: str,
 ) -> None:
     name = topic(partitions=4)
     args = {"topic": name, "table": table_uri, "batch_records": "5000"}
     produce(services.kafka_bootstrap, name, orders(40_000))
-    first = start_worker(services, app_id=unique, args=args, log=tmp_path / "a.log")
-    second = start_worker(services, app_id=unique, args=args, log=tmp_path / "b.log")
+    env = client_env(kafka_client)
+    first = start_worker(services, app_id=unique, args=args, log=tmp_path / "a.log", extra_env=env)
+    second = start_worker(services, app_id=unique, args=args, log=tmp_path / "b.log", extra_env=env)
     try:
         _wait_for(
             lambda: "assigned" in (tmp_path / "a.log").read_text() and "assigned" in (tmp_path / "b.log").read_text(),
@@ -115,12 +127,13 @@ def test_two_workers_share_partitions_and_one_takes_over(
 
 
 def test_resume_comes_from_the_delta_log_not_from_group_offsets(
-    services: Services, topic: Callable[..., str], table_uri: str, unique: str, tmp_path: Path
+    services: Services, topic: Callable[..., str], table_uri: str, unique: str, tmp_path: Path, kafka_client: str
 ) -> None:
+    env = client_env(kafka_client)
     name = topic(partitions=4)
     produce(services.kafka_bootstrap, name, orders(20_000))
     args = {"topic": name, "table": table_uri}
-    run_worker(services, app_id=unique, args=args, log=tmp_path / "1.log")
+    run_worker(services, app_id=unique, args=args, log=tmp_path / "1.log", extra_env=env)
     version = table_version(table_uri, services)
     partitions = [ck.TopicPartition(name, p) for p in range(4)]
     delta = DeltaTable(table_uri, storage_options=services.storage_options())
@@ -135,13 +148,13 @@ def test_resume_comes_from_the_delta_log_not_from_group_offsets(
     _reset_group(services, unique, partitions)
     assert [tp.offset for tp in _committed(services, unique, partitions)] == [0] * 4
 
-    summary = run_worker(services, app_id=unique, args=args, log=tmp_path / "2.log")
+    summary = run_worker(services, app_id=unique, args=args, log=tmp_path / "2.log", extra_env=env)
     assert summary["stats"]["written"] == 0
     assert table_version(table_uri, services) == version
     assert_same_orders(read_table(table_uri, services), range(20_000))
 
     produce(services.kafka_bootstrap, name, orders(4_000, start=20_000))
-    summary = run_worker(services, app_id=unique, args=args, log=tmp_path / "3.log")
+    summary = run_worker(services, app_id=unique, args=args, log=tmp_path / "3.log", extra_env=env)
     assert summary["stats"]["records_in"] == 4_000
     assert_same_orders(read_table(table_uri, services), range(24_000))
 

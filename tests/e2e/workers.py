@@ -76,6 +76,11 @@ def run_worker(
     return summary
 
 
+def client_env(kafka_client: str) -> dict[str, str]:
+    """The environment that makes a worker read Kafka with ``kafka_client`` (confluent, aiokafka)."""
+    return {"STREAM_ETL_KAFKA_CLIENT": kafka_client}
+
+
 def read_table(uri: str, services: Services) -> pa.Table | None:
     try:
         table = DeltaTable(uri, storage_options=services.storage_options())

@@ -1,4 +1,6 @@
-"""The Kafka source against the real local broker, with in-memory sinks to observe it."""
+"""The Kafka source against the real local broker, with in-memory sinks to observe it.
+
+Every test that reads runs once per Kafka client (``kafka_client``: confluent-kafka, aiokafka)."""
 
 from __future__ import annotations
 
@@ -32,11 +34,15 @@ def _run(
     return RunLoop(topology, ctx).run(), sink
 
 
-def test_reads_every_record_with_metadata_columns(services: Services, topic: Callable[..., str], unique: str) -> None:
+def test_reads_every_record_with_metadata_columns(
+    services: Services, kafka_client: str, topic: Callable[..., str], unique: str
+) -> None:
     name = topic(partitions=3)
     keys = [str(i).encode() for i in range(300)]
     produce(services.kafka_bootstrap, name, orders(300), keys=keys)
-    source = KafkaSource(name, metadata=["topic", "partition", "offset", "timestamp", "key", "headers"])
+    source = KafkaSource(
+        name, client=kafka_client, metadata=["topic", "partition", "offset", "timestamp", "key", "headers"]
+    )
 
     summary, sink = _run(services, source, unique)
 
@@ -54,31 +60,35 @@ def test_reads_every_record_with_metadata_columns(services: Services, topic: Cal
 
 
 def test_a_second_run_resumes_from_the_sinks_positions(
-    services: Services, topic: Callable[..., str], unique: str
+    services: Services, kafka_client: str, topic: Callable[..., str], unique: str
 ) -> None:
     name = topic(partitions=2)
     produce(services.kafka_bootstrap, name, orders(100))
     sink = MemorySink("out")
-    _run(services, KafkaSource(name, assignment="direct"), unique, sink)
+    _run(services, KafkaSource(name, client=kafka_client, assignment="direct"), unique, sink)
     produce(services.kafka_bootstrap, name, orders(50, start=100))
 
-    summary, _ = _run(services, KafkaSource(name, assignment="direct"), unique, sink)
+    summary, _ = _run(services, KafkaSource(name, client=kafka_client, assignment="direct"), unique, sink)
 
     assert summary.stats["records_in"] == 50
     assert sorted(sink.table()["id"].to_pylist()) == list(range(150))
 
 
-def test_start_from_latest_skips_what_was_there(services: Services, topic: Callable[..., str], unique: str) -> None:
+def test_start_from_latest_skips_what_was_there(
+    services: Services, kafka_client: str, topic: Callable[..., str], unique: str
+) -> None:
     name = topic(partitions=2)
     produce(services.kafka_bootstrap, name, orders(100))
 
-    summary, sink = _run(services, KafkaSource(name, start_from="latest", assignment="direct"), unique)
+    summary, sink = _run(
+        services, KafkaSource(name, client=kafka_client, start_from="latest", assignment="direct"), unique
+    )
 
     assert summary.caught_up
     assert sink.table().num_rows == 0
 
 
-def test_start_from_a_timestamp(services: Services, topic: Callable[..., str], unique: str) -> None:
+def test_start_from_a_timestamp(services: Services, kafka_client: str, topic: Callable[..., str], unique: str) -> None:
     name = topic(partitions=2)
     produce(services.kafka_bootstrap, name, orders(100))
     time.sleep(1.1)
@@ -86,31 +96,31 @@ def test_start_from_a_timestamp(services: Services, topic: Callable[..., str], u
     time.sleep(0.1)
     produce(services.kafka_bootstrap, name, orders(20, start=100))
 
-    _, sink = _run(services, KafkaSource(name, start_from=cut, assignment="direct"), unique)
+    _, sink = _run(services, KafkaSource(name, client=kafka_client, start_from=cut, assignment="direct"), unique)
 
     assert sorted(sink.table()["id"].to_pylist()) == list(range(100, 120))
 
 
 def test_direct_assignment_does_not_wait_for_a_group_join(
-    services: Services, topic: Callable[..., str], unique: str
+    services: Services, kafka_client: str, topic: Callable[..., str], unique: str
 ) -> None:
     name = topic(partitions=4)
     produce(services.kafka_bootstrap, name, orders(1000))
     started = time.monotonic()
 
-    _, sink = _run(services, KafkaSource(name, assignment="direct"), unique)
+    _, sink = _run(services, KafkaSource(name, client=kafka_client, assignment="direct"), unique)
 
     assert sink.table().num_rows == 1000
     assert time.monotonic() - started < 2.5  # a group join alone takes ~3 s on Tansu
 
 
-def test_a_missing_topic_is_a_clear_error(services: Services, unique: str) -> None:
+def test_a_missing_topic_is_a_clear_error(services: Services, kafka_client: str, unique: str) -> None:
     with pytest.raises(SourceMissing, match="does not exist"):
-        _run(services, KafkaSource(f"missing-{unique}"), unique)
+        _run(services, KafkaSource(f"missing-{unique}", client=kafka_client), unique)
 
 
-def test_an_unreachable_broker_is_a_clear_error(services: Services, unique: str) -> None:
-    source = KafkaSource("orders", bootstrap_servers="127.0.0.1:1", connect_timeout_s=2)
+def test_an_unreachable_broker_is_a_clear_error(services: Services, kafka_client: str, unique: str) -> None:
+    source = KafkaSource("orders", bootstrap_servers="127.0.0.1:1", connect_timeout_s=2, client=kafka_client)
     with pytest.raises(SourceUnavailable, match="cannot reach Kafka at 127.0.0.1:1"):
         _run(services, source, unique)
 
@@ -130,15 +140,27 @@ def test_bad_settings_fail_fast(kwargs: dict[str, object], message: str) -> None
         KafkaSource(**kwargs)  # type: ignore[arg-type]
 
 
-def test_a_source_reads_the_union_of_several_topics(services: Services, topic: Callable[..., str], unique: str) -> None:
+def test_a_source_reads_the_union_of_several_topics(
+    services: Services, kafka_client: str, topic: Callable[..., str], unique: str
+) -> None:
     first, second = topic(partitions=2, suffix="-a"), topic(partitions=3, suffix="-b")
     produce(services.kafka_bootstrap, first, orders(50))
     produce(services.kafka_bootstrap, second, orders(30, start=50))
     sink = MemorySink("out")
 
-    summary, _ = _run(services, KafkaSource([first, second], assignment="direct", metadata=["topic"]), unique, sink)
+    summary, _ = _run(
+        services,
+        KafkaSource([first, second], client=kafka_client, assignment="direct", metadata=["topic"]),
+        unique,
+        sink,
+    )
     produce(services.kafka_bootstrap, second, orders(5, start=80))
-    again, _ = _run(services, KafkaSource([first, second], assignment="direct", metadata=["topic"]), unique, sink)
+    again, _ = _run(
+        services,
+        KafkaSource([first, second], client=kafka_client, assignment="direct", metadata=["topic"]),
+        unique,
+        sink,
+    )
 
     table = sink.table()
     assert sorted(table["id"].to_pylist()) == list(range(85))
