@@ -10,7 +10,8 @@ a few extra parses of its neighbours, never the batch.
 
 Arrow's reader recurses once per nesting level and overflows the thread's stack (a
 segfault, not an exception) somewhere past 5,000 levels. Values nested deeper than
-``max_depth`` are therefore dead-lettered before Arrow sees them. The guard costs one
+``max_depth`` are therefore dead-lettered before Arrow sees them (the guard and the
+reader's own checks are in :mod:`stream_etl.json_reader`). The guard costs one
 ``max(map(len, values))`` per batch (~2% of a decode of small records): a value of
 ``L`` bytes cannot nest deeper than ``L / 2`` levels, so only values longer than
 ``2 * max_depth`` are looked at, with C-speed counts (one more read of their bytes,
@@ -25,23 +26,18 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import compress
 from typing import Literal
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from stream_etl.dead_letters import Failure
 from stream_etl.errors import ConfigurationError
+from stream_etl.json_reader import MAX_DEPTH, read_json, too_deep
 from stream_etl.records import LINEAGE
 
 DECODE_STEP = "decode"
-
-#: Deepest nesting accepted by default (Jackson's default limit too): far below the depth
-#: at which Arrow's recursive reader crashes the process.
-MAX_DEPTH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +108,7 @@ class JsonFormat(Format):
         return f"JsonFormat(schema={self.schema!r}, unexpected_fields={self.unexpected_fields!r})"
 
     def _parse(self, buffer: bytes) -> pa.Table:
-        return pa_json.read_json(
-            pa.py_buffer(buffer),
-            read_options=self._read_options,
-            parse_options=self._parse_options,
-        )
+        return read_json(buffer, read_options=self._read_options, parse_options=self._parse_options)
 
     def decode(self, values: Sequence[bytes | None]) -> Decoded:
         n = len(values)
@@ -126,7 +118,7 @@ class JsonFormat(Format):
             buffer = b"\n".join(values)  # type: ignore[arg-type]  # None is caught below
         except TypeError:
             return self._decode_slowly(values)
-        if max(map(len, values)) > 2 * self.max_depth and _too_deep(values, self.max_depth):  # type: ignore[arg-type]
+        if max(map(len, values)) > 2 * self.max_depth and too_deep(values, self.max_depth):  # type: ignore[arg-type]
             return self._decode_slowly(values)
         if not _one_object_per_line(buffer, n):
             return self._decode_slowly(values)
@@ -218,7 +210,7 @@ class JsonFormat(Format):
         fitted = []
         for row in rows:
             try:
-                table = pa_json.read_json(pa.py_buffer(values[row]), parse_options=options)
+                table = read_json(values[row], parse_options=options)
             except pa.ArrowInvalid as exc:
                 failures.append(Failure(row, DECODE_STEP, "DecodeError", f"type drift: {_arrow_message(exc)}"))
                 continue
@@ -251,27 +243,6 @@ def _one_object_per_line(buffer: bytes, n: int) -> bool:
     return buffer[:1] == b"{" and buffer[-1:] == b"}" and buffer.count(b"}\n{") == n - 1
 
 
-def _too_deep(values: Sequence[bytes], max_depth: int) -> bool:
-    """True when some value nests deeper than ``max_depth`` (C-speed scans; see the module doc)."""
-    long = compress(values, map((2 * max_depth).__lt__, map(len, values)))
-    return any(_depth(value) > max_depth for value in long if value.count(b"{") + value.count(b"[") > max_depth)
-
-
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"{}[]")
-_BRACKET_STEPS = bytes.maketrans(b"{[}]", b"\x01\x01\xff\xff")
-
-
-def _depth(value: bytes) -> int:
-    """How deep ``value`` nests (brackets inside strings do not count)."""
-    brackets = _JSON_STRING.sub(b"", value).translate(_BRACKET_STEPS, _NOT_BRACKETS)
-    if not brackets:
-        return 0
-    steps = pa.Array.from_buffers(pa.int8(), len(brackets), [None, pa.py_buffer(brackets)])
-    deepest = pc.max(pc.cumulative_sum(steps.cast(pa.int32()))).as_py()
-    return int(deepest or 0)
-
-
 def _screen(value: bytes | None, max_depth: int = MAX_DEPTH) -> tuple[str | None, bytes]:
     """Why ``value`` cannot be one JSON object on one line, or the line to parse."""
     if value is None:
@@ -287,7 +258,7 @@ def _screen(value: bytes | None, max_depth: int = MAX_DEPTH) -> tuple[str | None
         stripped.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"value is not valid UTF-8: {exc}", b""
-    if len(stripped) > 2 * max_depth and _too_deep([stripped], max_depth):
+    if len(stripped) > 2 * max_depth and too_deep([stripped], max_depth):
         return f"value nests deeper than {max_depth} levels (JsonFormat(max_depth=...))", b""
     if b"\n" in stripped or b"\r" in stripped:
         # A record printed over several lines: line breaks are whitespace in JSON

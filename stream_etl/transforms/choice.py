@@ -15,7 +15,8 @@ decimal), ``boolean``, ``string``, ``timestamp``, ``date``, ``struct``, ``list``
 (other types: their Arrow name). Actions, per column:
 
 - ``cast:<type>``: every value cast to ``<type>`` (strings are parsed); a value that does not
-  fit fails its row, which is dead-lettered.
+  fit fails its row, which is dead-lettered. A column of a type Arrow cannot cast at all (a
+  list to a string) is a mismatch (see :meth:`Step.mismatch`).
 - ``project:<type>``: values whose kind is ``<type>``'s kind are kept (cast to ``<type>``),
   the others become null. The output is always ``<type>``.
 - ``make_cols``: one column ``<column>_<kind>`` per kind present in the batch, null where
@@ -123,7 +124,12 @@ class ResolveChoice(Step):
             index = table.schema.get_field_index(column)
             if action == "cast":
                 assert target is not None  # noqa: S101 - checked in __init__
-                table = table.set_column(index, column, _cast(values, target))
+                try:
+                    cast = _cast(values, target)
+                except pa.ArrowNotImplementedError as exc:  # e.g. a list to a string: no value can fit
+                    msg = f"column {column!r} is {values.type}, which cannot be cast to {target}"
+                    raise self.mismatch(msg) from exc
+                table = table.set_column(index, column, cast)
             elif action == "project":
                 assert target is not None  # noqa: S101 - checked in __init__
                 wanted = split_kinds(values).get(kind_of(target))

@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from stream_etl.errors import ConfigurationError
+from stream_etl.json_reader import MAX_DEPTH, read_json, too_deep
 from stream_etl.records import LINEAGE
 from stream_etl.transforms.base import Step
 
@@ -156,8 +157,10 @@ class Unbox(Step):
 
     With ``schema`` (an Arrow schema of the object's fields) the types are fixed; without
     it they are inferred per batch. Each value must be one JSON object; a row whose text is
-    not (invalid JSON, a bare number, a value that does not fit the schema) is
-    dead-lettered with this step's name. A null stays null.
+    not (invalid JSON, a bare number, a value that does not fit the schema, text nested
+    deeper than 1,000 levels, on which Arrow's reader would crash) is dead-lettered with
+    this step's name. A null stays null. Arrow's reader is used through
+    :mod:`stream_etl.json_reader`, which never lets an invalid array through.
     """
 
     kind = "unbox"
@@ -190,8 +193,12 @@ class Unbox(Step):
         if len(text) == 0:
             fields = list(self.schema) if self.schema is not None else []
             return pa.array([], pa.struct(fields))
+        long = pc.greater(pc.binary_length(text), 2 * MAX_DEPTH)  # only these can nest that deep
+        if pc.any(long).as_py() and too_deep(text.filter(long).cast(pa.binary()).to_pylist(), MAX_DEPTH):
+            msg = f"column {self.column!r}: JSON text nests deeper than {MAX_DEPTH} levels"
+            raise ValueError(msg)  # the runner bisects the batch down to the deep row(s)
         buffer = _join_lines(one_line)
-        parsed = pa_json.read_json(pa.BufferReader(buffer), parse_options=self._options)
+        parsed = read_json(buffer, parse_options=self._options)
         if parsed.num_rows != len(text):
             msg = f"column {self.column!r}: {len(text)} values gave {parsed.num_rows} JSON objects"
             raise ValueError(msg)

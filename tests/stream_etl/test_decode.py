@@ -397,3 +397,17 @@ def test_deep_nesting_is_measured_outside_strings() -> None:
 def test_max_depth_is_checked() -> None:
     with pytest.raises(ConfigurationError, match="max_depth"):
         JsonFormat(max_depth=0)
+
+
+def test_lists_that_start_with_null_decode_to_valid_whole_lists() -> None:
+    # Arrow's reader alone drops the leading nulls and keeps offsets that count them (apache/arrow#51305).
+    values = [b'{"a": [null, 1], "b": [null, null]}', b'{"a": [2, 3], "b": [null]}']
+    for schema in (None, pa.schema([("a", pa.list_(pa.int64())), ("b", pa.list_(pa.null()))])):
+        decoded = JsonFormat(schema).decode(values)
+
+        assert decoded.table is not None
+        decoded.table.validate(full=True)
+        assert decoded.table.drop_columns([LINEAGE]).to_pylist() == [
+            {"a": [None, 1], "b": [None, None]},
+            {"a": [2, 3], "b": [None]},
+        ]

@@ -110,3 +110,24 @@ def test_an_absent_column_is_null_without_a_schema() -> None:
 def test_bad_actions_fail_fast(spec: str) -> None:
     with pytest.raises(ConfigurationError):
         ResolveChoice({"code": spec})
+
+
+@pytest.mark.parametrize("rows", [0, 2], ids=["an empty batch", "two rows"])
+def test_cast_of_a_type_that_cannot_be_cast_dead_letters_the_batch_and_does_not_stop_the_run(rows: int) -> None:
+    # Found by the property test: an "id" sent as a list, in a batch a filter had emptied.
+    data = table({"id": pa.array([[1], [None, 2]][:rows], pa.list_(pa.int64()))})
+    step = ResolveChoice({"id": "cast:string"})
+    step.strict_columns = False
+
+    out, failures = run(step, data, "choice")
+
+    assert out is None
+    assert [f.row for f in failures] == list(range(rows))
+    assert all("list<item: int64>, which cannot be cast to string" in f.message for f in failures)
+
+
+def test_cast_of_a_type_that_cannot_be_cast_with_a_declared_schema_is_a_configuration_error() -> None:
+    data = table({"id": pa.array([[1]], pa.list_(pa.int64()))})
+
+    with pytest.raises(ConfigurationError, match="cannot be cast to string"):
+        run(ResolveChoice({"id": "cast:string"}), data, "choice")

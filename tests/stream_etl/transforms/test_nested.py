@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pyarrow as pa
 import pytest
 
@@ -99,6 +103,24 @@ def test_explode_keeping_empty_and_null_lists_as_one_null_row() -> None:
     assert_table(out, expected)
 
 
+def test_explode_of_lists_unboxed_with_leading_nulls() -> None:
+    unboxed, _ = run(Unbox("doc"), table({"doc": ['{"tags": [null, "x"]}', '{"tags": [null, null]}']}))
+    assert unboxed is not None
+    data = Flatten(separator=".").apply(unboxed)
+
+    out, failures = run(Explode("doc.tags", keep_empty=True, index="pos"), data)
+
+    assert not failures
+    assert out is not None
+    out.validate(full=True)
+    assert out.select(["doc.tags", "pos", LINEAGE]).to_pylist() == [
+        {"doc.tags": None, "pos": 0, LINEAGE: 0},
+        {"doc.tags": "x", "pos": 1, LINEAGE: 0},
+        {"doc.tags": None, "pos": 0, LINEAGE: 1},
+        {"doc.tags": None, "pos": 1, LINEAGE: 1},
+    ]
+
+
 def test_explode_a_list_of_structs_of_a_sliced_chunked_column() -> None:
     items = pa.array([[{"sku": "a", "qty": 1}], [{"sku": "b", "qty": 2}, {"sku": "c", "qty": None}]], pa.list_(ITEM))
     data = pa.concat_tables([table({"items": items}), table({"items": items}, rows=[2, 3])]).slice(1, 2)
@@ -162,6 +184,53 @@ def test_unbox_dead_letters_rows_whose_text_is_not_one_json_object() -> None:
     assert out is not None
     assert out["payload"].to_pylist() == [{"kind": None, "n": n} for n in (1, 3, 7, 9)]
     assert out[LINEAGE].to_pylist() == [0, 2, 6, 8]
+
+
+def test_unbox_of_lists_that_start_with_null_gives_valid_whole_lists() -> None:
+    # Arrow's reader alone drops the leading nulls and keeps offsets that count them (apache/arrow#51305).
+    data = table({"payload": ['{"a": [null, 1], "b": [null, null]}', '{"a": [2], "b": []}', None]})
+
+    out, failures = run(Unbox("payload"), data)
+
+    assert not failures
+    assert out is not None
+    out.validate(full=True)
+    assert out["payload"].type == pa.struct([("a", pa.list_(pa.int64())), ("b", pa.list_(pa.null()))])
+    assert out["payload"].to_pylist() == [{"a": [None, 1], "b": [None, None]}, {"a": [2], "b": []}, None]
+
+
+def _nested(depth: int) -> str:
+    return '{"a": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+
+def test_unbox_dead_letters_text_nested_deeper_than_arrow_can_read() -> None:
+    values = ['{"n": 1}', _nested(1001), _nested(1000), '{"s": "' + "[" * 5000 + '"}', '{"n": 5}']
+    data = table({"payload": values})
+
+    out, failures = run(Unbox("payload"), data, "unbox_payload")
+
+    assert [(f.row, f.step) for f in failures] == [(1, "unbox_payload")]
+    assert "nests deeper than 1000 levels" in failures[0].message
+    assert out is not None
+    assert out[LINEAGE].to_pylist() == [0, 2, 3, 4]
+
+
+def test_unbox_of_text_deep_enough_to_crash_arrow_is_a_dead_letter_not_a_segfault() -> None:
+    # Arrow's reader overflows its stack between 15,000 and 20,000 levels: run it in a child
+    # process so a regression is this test's failure, not the end of the test session.
+    code = textwrap.dedent(
+        """
+        from stream_etl.transforms import Unbox
+        from tests.stream_etl.transforms.helpers import run, table
+        from tests.stream_etl.transforms.test_nested import _nested
+        out, failures = run(Unbox("payload"), table({"payload": ['{"n": 1}', _nested(50_000)]}))
+        print(out.num_rows, [f.row for f in failures])
+        """
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout.split("\n")[0] == "1 [1]"
 
 
 def test_unbox_of_an_empty_batch() -> None:
