@@ -51,8 +51,10 @@ def throughput_bars(
             latest.get("e2e_two_workers_steady_rows_per_s"),
         ),
     ]
-    for entry in (peers or {}).get("peers", []):
-        bars.append((f"{entry.get('name')}", entry.get("rows_per_s"), entry.get("steady_rows_per_s")))
+    found = (peers or {}).get("peers", {})
+    entries = found.items() if isinstance(found, dict) else ((e.get("name"), e) for e in found)
+    for name, entry in entries:
+        bars.append((f"{name} (peer)", entry.get("rows_per_s"), entry.get("steady_rows_per_s")))
     return [b for b in bars if b[1] is not None]
 
 
