@@ -9,8 +9,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.services import KinesisService, Services, running_kinesis, running_services
+
+# Property tests draw the same examples on every run (CI must not fail on a draw no one saw
+# before); `HYPOTHESIS_PROFILE=explore pytest ...` draws new ones to hunt for bugs.
+settings.register_profile("default", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
