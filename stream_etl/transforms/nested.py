@@ -197,6 +197,11 @@ class Unbox(Step):
         if pc.any(long).as_py() and too_deep(text.filter(long).cast(pa.binary()).to_pylist(), MAX_DEPTH):
             msg = f"column {self.column!r}: JSON text nests deeper than {MAX_DEPTH} levels"
             raise ValueError(msg)  # the runner bisects the batch down to the deep row(s)
+        # Arrow's reader crashes the process on a top-level null (and fails on other scalars):
+        # hand it objects only; the runner bisects the batch down to the other row(s).
+        if not pc.all(pc.match_substring_regex(one_line, r"^\s*\{.*\}\s*$")).as_py():
+            msg = f"column {self.column!r}: a value is not one JSON object"
+            raise ValueError(msg)
         buffer = _join_lines(one_line)
         parsed = read_json(buffer, parse_options=self._options)
         if parsed.num_rows != len(text):

@@ -186,6 +186,18 @@ def test_unbox_dead_letters_rows_whose_text_is_not_one_json_object() -> None:
     assert out[LINEAGE].to_pylist() == [0, 2, 6, 8]
 
 
+@pytest.mark.parametrize("schema", [PAYLOAD_SCHEMA, None], ids=["schema", "inferred"])
+def test_unbox_dead_letters_a_top_level_null_that_crashes_arrows_reader(schema: pa.Schema | None) -> None:
+    data = table({"payload": ['{"n": 1}', "null", " null ", '{"n": 2}']})
+
+    out, failures = run(Unbox("payload", schema=schema), data, "unbox_payload")
+
+    assert sorted(f.row for f in failures) == [1, 2]
+    assert out is not None
+    assert out[LINEAGE].to_pylist() == [0, 3]
+    assert [v["n"] for v in out["payload"].to_pylist()] == [1, 2]
+
+
 def test_unbox_of_lists_that_start_with_null_gives_valid_whole_lists() -> None:
     # Arrow's reader alone drops the leading nulls and keeps offsets that count them (apache/arrow#51305).
     data = table({"payload": ['{"a": [null, 1], "b": [null, null]}', '{"a": [2], "b": []}', None]})
