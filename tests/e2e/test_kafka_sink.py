@@ -3,9 +3,6 @@ read_committed consumer of the output topic sees every expected record exactly o
 
 from __future__ import annotations
 
-import random
-import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import pytest
 from connectors.kafka.admin import produce
 from stream_etl.samples import orders
 from tests.connectors.kafka.test_sink import read_committed
-from tests.e2e.workers import ROOT, assert_same_orders, run_worker, start_worker
+from tests.e2e.workers import ROOT, assert_same_orders, kill_after_commits, run_worker
 from tests.services import Services
 
 pytestmark = pytest.mark.timeout(600)
@@ -47,25 +44,15 @@ def test_sigkill_restarts_deliver_each_record_once_to_read_committed_consumers(
     produce(services.kafka_bootstrap, source, orders(total))
     args = {"topic": source, "out": out, "batch_records": "1000"}
     positions_topic = f"{out}.stream-etl-positions"
-    rng = random.Random(11)
-    kills = 0
-    for attempt in range(10):
-        if kills >= 4:
-            break
-        log = tmp_path / f"worker-{attempt}.log"
-        before = _commits(services, positions_topic)
-        process = start_worker(services, app_id=unique, args=args, log=log, topology=TOPOLOGY, until_caught_up=True)
-        deadline = time.monotonic() + 120
-        while _commits(services, positions_topic) <= before and process.poll() is None:
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.4))
-        if process.poll() is not None:
-            assert process.returncode == 0, log.read_text()[-2000:]
-            break
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        kills += 1
+    kills = kill_after_commits(
+        services,
+        app_id=unique,
+        args=args,
+        topology=TOPOLOGY,
+        logs=tmp_path,
+        commits=lambda: _commits(services, positions_topic),
+        seed=11,
+    )
 
     assert kills >= 2, f"only {kills} kills landed mid-stream"
     run_worker(services, app_id=unique, args=args, log=tmp_path / "final.log", topology=TOPOLOGY)

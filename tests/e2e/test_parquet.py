@@ -4,9 +4,6 @@ the manifests)."""
 
 from __future__ import annotations
 
-import random
-import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from connectors.kafka.admin import produce
 from connectors.parquet import read_table
 from stream_etl.samples import orders
 from stream_etl.storage import filesystem_for
-from tests.e2e.workers import ROOT, assert_same_orders, run_worker, start_worker
+from tests.e2e.workers import ROOT, assert_same_orders, kill_after_commits, run_worker
 from tests.services import Services
 
 pytestmark = pytest.mark.timeout(600)
@@ -41,25 +38,15 @@ def test_sigkill_replays_leave_no_duplicate_rows(
     name = topic(partitions=4)
     produce(services.kafka_bootstrap, name, orders(total))
     args = {"topic": name, "dir": uri, "batch_records": "1000"}
-    rng = random.Random(7)
-    kills = 0
-    for attempt in range(10):
-        if kills >= 4:
-            break
-        log = tmp_path / f"worker-{attempt}.log"
-        before = _commits(uri, services)
-        process = start_worker(services, app_id=unique, args=args, log=log, topology=TOPOLOGY, until_caught_up=True)
-        deadline = time.monotonic() + 120
-        while _commits(uri, services) <= before and process.poll() is None:
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.4))
-        if process.poll() is not None:
-            assert process.returncode == 0, log.read_text()[-2000:]
-            break
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        kills += 1
+    kills = kill_after_commits(
+        services,
+        app_id=unique,
+        args=args,
+        topology=TOPOLOGY,
+        logs=tmp_path,
+        commits=lambda: _commits(uri, services),
+        seed=7,
+    )
 
     assert kills >= 2, f"only {kills} kills landed mid-stream"
     run_worker(services, app_id=unique, args=args, log=tmp_path / "final.log", topology=TOPOLOGY)

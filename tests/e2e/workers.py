@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +152,38 @@ def assert_positions_only_advance(uri: str, services: Services, app_id: str) -> 
             last[partition] = position
         commits += 1
     return commits
+
+
+def kill_after_commits(
+    services: Services,
+    *,
+    app_id: str,
+    args: dict[str, str],
+    topology: str,
+    logs: Path,
+    commits: Callable[[], int],
+    seed: int,
+    max_kills: int = 4,
+) -> int:
+    """Start until-caught-up workers one after another and SIGKILL each a random moment (0-0.4 s)
+    after ``commits()`` grows, up to ``max_kills`` times or until one finishes; returns the kills."""
+    rng = random.Random(seed)
+    kills = 0
+    for attempt in range(10):
+        if kills >= max_kills:
+            break
+        log = logs / f"worker-{attempt}.log"
+        before = commits()
+        process = start_worker(services, app_id=app_id, args=args, log=log, topology=topology, until_caught_up=True)
+        deadline = time.monotonic() + 120
+        while commits() <= before and process.poll() is None:
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.4))
+        if process.poll() is not None:
+            assert process.returncode == 0, log.read_text()[-2000:]
+            break
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+    return kills
