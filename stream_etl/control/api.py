@@ -9,7 +9,9 @@ Connection secrets are masked in every response.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -65,6 +67,20 @@ class TokenCreate(BaseModel):
 class TokenCreated(BaseModel):
     token: str
     info: TokenInfo
+
+
+@dataclass(frozen=True)
+class Guards:
+    """The role dependencies a route module puts in ``dependencies=[...]`` (401/403 as above)."""
+
+    viewer: Any
+    operator: Any
+    admin: Any
+
+
+# Route modules beside this one: each has ``add_routes(app, store, box, guards)``. Listed by
+# module path so that building the app imports them and `stream-etl run` imports none of them.
+ROUTE_MODULES: tuple[str, ...] = ()
 
 
 def create_app(store: Store, box: SecretBox | None) -> FastAPI:
@@ -238,4 +254,7 @@ def create_app(store: Store, box: SecretBox | None) -> FastAPI:
     def revoke_token(name: str) -> None:
         tokens.revoke(name)
 
+    guards = Guards(viewer=viewer, operator=operator, admin=admin)
+    for module in ROUTE_MODULES:
+        importlib.import_module(module).add_routes(app, store, box, guards)
     return app

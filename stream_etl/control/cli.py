@@ -63,7 +63,16 @@ tokens_app = typer.Typer(help="API bearer tokens with roles viewer, operator, ad
 api_app = typer.Typer(help="The REST API (FastAPI; OpenAPI at /openapi.json).", no_args_is_help=True)
 
 
+# Command groups in modules beside this one: (module path, attribute of its typer.Typer, name).
+# Each module keeps its heavy imports inside its commands, as this one does.
+COMMAND_MODULES: tuple[tuple[str, str, str], ...] = ()
+
+
 def register(app: typer.Typer) -> None:
+    import importlib
+
+    for module, attribute, group in COMMAND_MODULES:
+        app.add_typer(getattr(importlib.import_module(module), attribute), name=group)
     for sub, name in (
         (catalog_app, "catalog"),
         (connections_app, "connections"),

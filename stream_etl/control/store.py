@@ -1,7 +1,7 @@
 """The metadata store: SQLAlchemy 2 over a SQLite file (default) or Postgres.
 
 ``Store.open(url)`` connects and applies the Alembic migrations in ``migrations/``
-up to head, so every process (CLI, API, supervisor, worker hook) sees one schema.
+up to their heads (features add revisions that branch from 0001), so every process (CLI, API, supervisor, worker hook) sees one schema.
 SQLite runs in WAL mode with a busy timeout so a supervisor, an API server and
 workers on one machine can share the file; deployments across machines use
 Postgres (``postgresql+psycopg://user@host/db``).
@@ -98,7 +98,7 @@ class Store:
                 # at a time; the lock ends with the transaction. SQLite serializes writers itself.
                 connection.execute(text("SELECT pg_advisory_xact_lock(5377001)"))
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
