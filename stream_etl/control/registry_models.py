@@ -44,7 +44,8 @@ class RegisteredSchema(Base):
 
 class RegisteredVersion(Base):
     __tablename__ = "registry_schema_versions"
-    __table_args__ = (UniqueConstraint("schema_id", "version"),)
+    # AUTOINCREMENT: SQLite would otherwise hand a deleted highest id out again.
+    __table_args__ = (UniqueConstraint("schema_id", "version"), {"sqlite_autoincrement": True})
 
     #: The global id (Confluent wire-format schema id).
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -58,6 +58,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         _ts("created_at"),
         sa.UniqueConstraint("schema_id", "version"),
+        sqlite_autoincrement=True,  # global ids are never reused, even after the highest is deleted
     )
 
 
