@@ -47,10 +47,12 @@ ModeOption = Annotated[
 def _definition(path: Path) -> str:
     """The file's text; a binary file (a compiled descriptor set) as base64."""
     data = path.read_bytes()
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        return base64.b64encode(data).decode()
+    if not any(b < 0x20 and b not in b"\t\n\r" for b in data):
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(data).decode()
 
 
 def _show_version(found: VersionInfo, verb: str) -> None:
