@@ -153,7 +153,9 @@ def register(registry: RegistryName, name: SchemaName, file: DefinitionFile, db:
             err.print(f"[red]incompatible:[/red] {registry}.{name} ({exc.mode}) refuses {file}:", highlight=False)
             for reason in exc.reasons:
                 err.print(f"  - {reason}", highlight=False, soft_wrap=True)
-            err.print("fix the definition, or change the mode with `stream-etl registry set-compatibility`", soft_wrap=True)
+            err.print(
+                "fix the definition, or change the mode with `stream-etl registry set-compatibility`", soft_wrap=True
+            )
             raise typer.Exit(1) from None
     _show_version(found, "registered")
 
