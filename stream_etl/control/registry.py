@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from stream_etl.control import compatibility as compat
 from stream_etl.control.catalog import check_name
 from stream_etl.control.compatibility import DataFormat, Mode
 from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound
+from stream_etl.control.models import utcnow
 from stream_etl.control.registry_models import RegisteredSchema, RegisteredVersion, Registry
 from stream_etl.control.store import Store
 from stream_etl.errors import ConfigurationError
@@ -209,7 +210,28 @@ class SchemaRegistry:
 
         Raises :class:`IncompatibleSchema` when the compatibility mode refuses it and
         :class:`InvalidState` when the mode is DISABLED."""
+        for _attempt in range(4):
+            try:
+                return self._register_once(registry, name, definition)
+            except IntegrityError:  # another process took the version number: check against it too
+                continue
+        msg = f"schema {registry}.{name}: concurrent registrations kept taking the next version number; try again"
+        raise InvalidState(msg)
+
+    def _register_once(self, registry: str, name: str, definition: str) -> VersionInfo:
         with self.store.session() as session:
+            # Write first: a row lock on Postgres, the database's write lock on SQLite, so that
+            # registrations of one schema take their turn instead of racing for a version number.
+            session.execute(
+                update(RegisteredSchema)
+                .where(
+                    RegisteredSchema.name == name,
+                    RegisteredSchema.registry_id
+                    == select(Registry.id).where(Registry.name == registry).scalar_subquery(),
+                )
+                .values(updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
             row = self._schema(session, registry, name)
             fingerprint, parsed = compat.parse(row.data_format, definition)
             same = next((v for v in row.versions if v.fingerprint == fingerprint), None)
@@ -272,11 +294,6 @@ class SchemaRegistry:
             if found is None:
                 raise NotFound(kind="schema id", name=schema_id)
             return _version_info(found)
-
-    def find_definition(self, schema_id: int) -> str | None:
-        """The definition with global id ``schema_id``, or None (for resolvers: one small query)."""
-        with self.store.session() as session:
-            return session.scalar(select(RegisteredVersion.definition).where(RegisteredVersion.id == schema_id))
 
     def versions(self, registry: str, name: str) -> list[VersionInfo]:
         with self.store.session() as session:

@@ -171,3 +171,14 @@ def test_the_store_resolver_opens_a_url_and_skips_other_formats(registry: Schema
         assert StoreResolver(store, data_format="JSON").resolve(json_id) == '{"type": "object"}'
     finally:
         resolver.close()
+
+
+def test_concurrent_registrations_each_get_their_own_version(registry: SchemaRegistry) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    registry.create_schema("shop", "orders", V1, compatibility="NONE")
+    definitions = [avro(ID, {"name": f"f{i}", "type": "long", "default": 0}) for i in range(12)]
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda d: registry.register("shop", "orders", d), definitions))
+    assert sorted(v.version for v in found) == list(range(2, 14))
+    assert {v.definition for v in registry.versions("shop", "orders")} == {V1, *definitions}
