@@ -17,7 +17,8 @@ number both have:
 
 and a field keeps its number (a name moved to a new number loses its data; a number reused
 with another type is caught by the type rule); a reader's ``required`` (proto2) field is
-required by the writer too. Fields only one side has are skipped (unknown fields), so adding
+required by the writer too; fields the writer may set together (not in one of its oneofs) do
+not share a oneof in the reader, which would keep only one of them. Fields only one side has are skipped (unknown fields), so adding
 or removing an optional field is compatible.
 """
 
@@ -78,7 +79,7 @@ def record_type(files: descriptor_pb2.FileDescriptorSet) -> Descriptor:
         name = f"{last.package}.{last.message_type[0].name}" if last.package else last.message_type[0].name
         return pool.FindMessageTypeByName(name)
     except (TypeError, KeyError) as exc:
-        msg = f"the FileDescriptorSet does not resolve (missing --include_imports?): {exc}"
+        msg = f"the FileDescriptorSet does not build (an import missing? use protoc --include_imports): {exc}"
         raise ConfigurationError(msg) from exc
 
 
@@ -111,6 +112,24 @@ def _message(reader: Descriptor, writer: Descriptor, path: str, seen: set[tuple[
         if field.is_required and not other.is_required:
             found.append(f"field {where} is required by the reader but optional for the writer")
         found += _field(field, other, where, seen)
+    return found + _oneofs(reader, writer, path)
+
+
+def _oneofs(reader: Descriptor, writer: Descriptor, path: str) -> list[str]:
+    """Fields the writer may set together must not share a oneof in the reader (it keeps only the last)."""
+    found: list[str] = []
+    for oneof in reader.oneofs:
+        groups: dict[object, str] = {}
+        for field in oneof.fields:
+            other = writer.fields_by_number.get(field.number)
+            if other is None:
+                continue
+            group = other.containing_oneof
+            key = group.full_name if group is not None and len(group.fields) > 1 else field.number
+            groups.setdefault(key, field.name)
+        if len(groups) > 1:
+            where = f"{path}.{oneof.name}" if path else oneof.name
+            found.append(f"oneof {where} holds fields {sorted(groups.values())} that the writer may set together")
     return found
 
 

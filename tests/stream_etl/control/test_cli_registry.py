@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from stream_etl.control.store import Store
-from tests.stream_etl.control.test_cli import _cli, runner
 from tests.stream_etl.control.compatibility.test_protobuf import ID, definition
+from tests.stream_etl.control.test_cli import _cli, runner
 from tests.stream_etl.control.test_registry import V1, V2, avro
 
 COMMANDS = [

@@ -128,5 +128,27 @@ def test_definitions_as_json_or_base64_and_invalid_ones() -> None:
         compatibility.parse("PROTOBUF", json_format.MessageToJson(descriptor_pb2.FileDescriptorSet()))
     missing_import = json_format.Parse(as_json, descriptor_pb2.FileDescriptorSet())
     missing_import.file[0].dependency.append("google/protobuf/timestamp.proto")
-    with pytest.raises(ConfigurationError, match="does not resolve"):
+    with pytest.raises(ConfigurationError, match="does not build"):
         compatibility.parse("PROTOBUF", json_format.MessageToJson(missing_import))
+
+
+def test_fields_the_writer_sets_together_may_not_move_into_one_oneof() -> None:
+    def with_oneof(*members: str) -> str:
+        files = json_format.Parse(
+            definition(ID, ("card", 2, F.TYPE_STRING), ("iban", 3, F.TYPE_STRING)), descriptor_pb2.FileDescriptorSet()
+        )
+        root = files.file[0].message_type[0]
+        if members:
+            root.oneof_decl.add(name="payment")
+        for field in root.field:
+            if field.name in members:
+                field.oneof_index = 0
+        return json_format.MessageToJson(files)
+
+    separate, together = with_oneof(), with_oneof("card", "iban")
+    assert problems(separate, together) == []  # out of a oneof: both may now be set
+    assert problems(with_oneof("card"), separate) == []  # a one-field oneof loses nothing
+    assert problems(together, together) == []
+    assert problems(together, separate) == [
+        "oneof payment holds fields ['card', 'iban'] that the writer may set together"
+    ]
