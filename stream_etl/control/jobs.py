@@ -2,7 +2,9 @@
 
 A job is a topology module, its arguments, a worker count, a run mode
 (``continuous`` or ``until_caught_up``), max retries, a timeout and the connections
-its workers get. Starting a job queues a run (``WAITING``); a worker supervisor
+its workers get. A job of a maintenance kind (``compact``, ``vacuum``, ``checkpoint``)
+runs ``stream-etl table KIND`` on the Delta table named by its argument ``table``
+instead, with its other arguments as that command's options. Starting a job queues a run (``WAITING``); a worker supervisor
 claims it and moves it through its states::
 
     WAITING -> STARTING -> RUNNING -> SUCCEEDED | FAILED | TIMEOUT
@@ -29,6 +31,16 @@ from stream_etl.control.models import Connection, Job, Run, utcnow
 from stream_etl.control.store import Store
 from stream_etl.errors import ConfigurationError
 
+JobKind = Literal["topology", "compact", "vacuum", "checkpoint"]
+
+#: The arguments of each maintenance kind besides ``table`` (`stream-etl table KIND --help`),
+#: with their type: ``int``, ``bool`` (``true``/``false``) or ``str``.
+MAINTENANCE_ARGUMENTS: dict[str, dict[str, type]] = {
+    "compact": {"target_size": int, "z_order": str, "min_files": int, "attempts": int},
+    "vacuum": {"retention_hours": int, "enforce_retention": bool, "dry_run": bool, "full": bool},
+    "checkpoint": {"cleanup_logs": bool},
+}
+
 RunState = Literal["WAITING", "STARTING", "RUNNING", "STOPPING", "STOPPED", "SUCCEEDED", "FAILED", "TIMEOUT"]
 ACTIVE: frozenset[str] = frozenset({"WAITING", "STARTING", "RUNNING", "STOPPING"})
 FINISHED: frozenset[str] = frozenset({"STOPPED", "SUCCEEDED", "FAILED", "TIMEOUT"})
@@ -36,7 +48,8 @@ FINISHED: frozenset[str] = frozenset({"STOPPED", "SUCCEEDED", "FAILED", "TIMEOUT
 
 class JobSpec(BaseModel):
     name: str
-    topology: str = Field(description="path/to/module.py[:attribute], as for `stream-etl run`")
+    kind: JobKind = "topology"
+    topology: str = Field(default="", description="path/to/module.py[:attribute], as for `stream-etl run`")
     arguments: dict[str, str] = Field(default_factory=dict)
     workers: int = Field(default=1, ge=1, le=256)
     mode: Literal["continuous", "until_caught_up"] = "continuous"
@@ -54,7 +67,32 @@ class JobSpec(BaseModel):
         check_app_id(self.app_id or self.name)
         if self.catalog_database:
             check_name("database", self.catalog_database)
+        if self.kind == "topology":
+            if not self.topology:
+                msg = "a topology job needs a topology (path/to/module.py[:attribute])"
+                raise ValueError(msg)
+        else:
+            _check_maintenance(self)
         return self
+
+
+def _check_maintenance(spec: JobSpec) -> None:
+    known = MAINTENANCE_ARGUMENTS[spec.kind]
+    if not spec.arguments.get("table"):
+        msg = f"a {spec.kind} job needs the argument table=<Delta table URI>"
+        raise ValueError(msg)
+    unknown = sorted(set(spec.arguments) - set(known) - {"table"})
+    if unknown:
+        msg = f"a {spec.kind} job takes the arguments table, {', '.join(known)}; not {', '.join(unknown)}"
+        raise ValueError(msg)
+    for key, value in spec.arguments.items():
+        kind = known.get(key, str)
+        if (kind is bool and value not in ("true", "false")) or (kind is int and not value.isdigit()):
+            msg = f"argument {key} of a {spec.kind} job must be {'true or false' if kind is bool else 'an integer'}"
+            raise ValueError(msg)
+    if spec.workers != 1:
+        msg = f"a {spec.kind} job runs one process: workers must be 1"
+        raise ValueError(msg)
 
 
 class JobInfo(JobSpec):
@@ -89,6 +127,7 @@ def parse_spec(values: dict[str, Any]) -> JobSpec:
 def _job_info(row: Job) -> JobInfo:
     return JobInfo(
         name=row.name,
+        kind=row.kind,  # type: ignore[arg-type]
         topology=row.topology,
         arguments=dict(row.arguments),
         workers=row.workers,
@@ -138,6 +177,7 @@ class Jobs:
                 if row is None:
                     row = Job(name=spec.name)
                     session.add(row)
+                row.kind = spec.kind
                 row.topology = spec.topology
                 row.arguments = dict(spec.arguments)
                 row.workers = spec.workers

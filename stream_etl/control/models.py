@@ -117,6 +117,9 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
+    #: ``topology`` runs ``topology`` (a module); ``compact``/``vacuum``/``checkpoint`` maintain
+    #: the Delta table named by the argument ``table`` (revision 0005).
+    kind: Mapped[str] = mapped_column(String(32), default="topology", server_default="topology")
     topology: Mapped[str] = mapped_column(Text)
     arguments: Mapped[dict[str, Any]] = mapped_column(default=dict)
     workers: Mapped[int] = mapped_column(Integer, default=1)
