@@ -139,7 +139,7 @@ def compact(
             msg = f"compacting {uri} failed: {exc}"
             raise SinkUnavailable(msg, table_uri=uri, table_version=before) from exc
         added, removed = json.loads(metrics["filesAdded"]), json.loads(metrics["filesRemoved"])
-        after = table.version()
+        after, read = _optimize_commit(table) if int(metrics["numFilesRemoved"]) else (before, before)
         return MaintenanceResult(
             "compact",
             uri,
@@ -152,9 +152,23 @@ def compact(
             bytes_removed=int(removed.get("totalSize", 0)),
             bytes_added=int(added.get("totalSize", 0)),
             attempts=attempt,
-            details={"z_order": list(z_order), "target_size": target, "partitions": metrics["partitionsOptimized"]},
+            details={
+                "z_order": list(z_order),
+                "target_size": target,
+                "partitions": metrics["partitionsOptimized"],
+                "read_version": read,
+            },
         )
     raise AssertionError  # pragma: no cover - the loop returns or raises
+
+
+def _optimize_commit(table: DeltaTable) -> tuple[int, int]:
+    """The version of the compaction just committed and the version it read. The table object
+    may have moved past it (delta-rs reloads it after rebasing over concurrent commits)."""
+    for entry in table.history(100):
+        if entry["operation"] == "OPTIMIZE":
+            return int(entry["version"]), int(entry.get("readVersion", entry["version"]))
+    return table.version(), table.version()  # pragma: no cover - 100 commits landed meanwhile
 
 
 def vacuum(
