@@ -96,3 +96,46 @@ def test_rewind_to_a_timestamp_or_by_n_and_reset(
         rewind(table_uri, services.settings(), unique, by=1, to_timestamp=middle)
     with pytest.raises(ConfigurationError, match="with its zone"):
         rewind(table_uri, services.settings(), unique, to_timestamp=datetime(2026, 1, 1))  # noqa: DTZ001
+
+
+def test_a_jobs_bookmarks_through_the_api(
+    services: Services, topic: Callable[..., str], table_uri: str, unique: str, tmp_path: Path
+) -> None:
+    from cryptography.fernet import Fernet
+    from fastapi.testclient import TestClient
+
+    from stream_etl.control.api import create_app
+    from stream_etl.control.connections import Connections
+    from stream_etl.control.jobs import Jobs, parse_spec
+    from stream_etl.control.secrets import SecretBox
+    from stream_etl.control.store import Store
+    from stream_etl.control.tokens import Tokens
+
+    name = topic(partitions=1)
+    produce(services.kafka_bootstrap, name, orders(50))
+    args = {"topic": name, "table": table_uri, "assignment": "direct"}
+    assert _run(services, unique, args, tmp_path / "first.log") == 50
+    box = SecretBox(Fernet.generate_key())
+    with Store.open(f"sqlite:///{tmp_path / 'control.db'}") as store:
+        connections = Connections(store, box)
+        connections.create("kafka", "kafka", {"bootstrap_servers": services.kafka_bootstrap})
+        s3 = {"endpoint_url": services.s3_endpoint, "access_key_id": services.access_key}
+        connections.create("lake", "s3", {**s3, "secret_access_key": services.secret_key})
+        spec = {"name": "orders", "topology": "topologies/orders.py", "arguments": args, "app_id": unique}
+        Jobs(store).create(parse_spec({**spec, "connections": ["kafka", "lake"]}))
+        headers = {
+            role: {"Authorization": f"Bearer {Tokens(store).create(role, role)[0]}"} for role in ("viewer", "operator")
+        }
+        with TestClient(create_app(store, box)) as client:
+            [row] = client.get("/jobs/orders/bookmarks", headers=headers["viewer"]).json()
+            assert (row["next_offset"], row["end_offset"], row["lag"]) == (50, 50, 0)
+            rewind_by = {"by": 10}
+            assert (
+                client.post("/jobs/orders/bookmarks/rewind", json=rewind_by, headers=headers["viewer"]).status_code
+                == 403
+            )
+            moved = client.post("/jobs/orders/bookmarks/rewind", json=rewind_by, headers=headers["operator"]).json()
+            assert moved["changes"] == {f"{name}-0": {"from": 50, "to": 40}}
+            Jobs(store).start("orders")  # an active run: moving its bookmarks is refused
+            refused = client.post("/jobs/orders/bookmarks/reset", json={}, headers=headers["operator"])
+            assert refused.status_code == 409 and "stop it" in refused.json()["detail"]
