@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -18,7 +17,7 @@ from stream_etl.control.jobs import FINISHED, Jobs, parse_spec
 from stream_etl.control.store import Store
 from stream_etl.samples import orders
 from tests.e2e.test_supervisor import _wait, control, metadata_url  # noqa: F401 - fixtures
-from tests.e2e.workers import ORDERS, assert_same_orders, expected_orders, read_table
+from tests.e2e.workers import ORDERS, assert_same_orders, expected_orders, read_table, wait_for
 from tests.services import Services
 
 pytestmark = pytest.mark.timeout(300)
@@ -30,13 +29,6 @@ def _files(uri: str, services: Services, version: int | None = None) -> int:
     except TableNotFoundError:
         return 0
     return len(table.file_uris())
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -71,10 +63,10 @@ def test_compaction_jobs_beside_a_live_worker_keep_every_record_exactly_once(
     )
     producer.start()
     writing = jobs.start("orders")
-    results = []
+    results: list[dict[str, object]] = []
     for _ in range(2):
         before = _files(table_uri, services) if results else 0
-        _wait_for(lambda b=before: _files(table_uri, services) >= max(b, 24), "small files to pile up")  # type: ignore[misc]
+        wait_for(lambda b=before: _files(table_uri, services) >= max(b, 24), 90, "small files to pile up")  # type: ignore[misc]
         run = jobs.start("compact")
         ended = _wait(jobs, run.id, lambda r: r.state in FINISHED, log, timeout=120)
         assert ended.state == "SUCCEEDED", ended.error
@@ -85,11 +77,12 @@ def test_compaction_jobs_beside_a_live_worker_keep_every_record_exactly_once(
         # The compaction commit itself dropped the table's file count...
         assert _files(table_uri, services, compacted) < _files(table_uri, services, compacted - 1)
         # ...and the worker kept committing after it, on snapshots older and newer than it.
-        _wait_for(
+        wait_for(
             lambda v=compacted: any(  # type: ignore[misc]
                 int(h["version"]) > v and h.get("stream_etl.app_id") == unique
                 for h in DeltaTable(table_uri, storage_options=services.storage_options()).history(20)
             ),
+            90,
             "a worker commit after the compaction",
         )
         results.append(result)
@@ -98,7 +91,7 @@ def test_compaction_jobs_beside_a_live_worker_keep_every_record_exactly_once(
 
     producer.join(timeout=120)
     expected = expected_orders(range(total)).num_rows
-    _wait_for(lambda: (read_table(table_uri, services) or expected_orders([])).num_rows >= expected, "catch-up")
+    wait_for(lambda: (read_table(table_uri, services) or expected_orders([])).num_rows >= expected, 90, "catch-up")
     jobs.stop(writing.id)
     stopped = _wait(jobs, writing.id, lambda r: r.state in FINISHED, log)
     assert stopped.state == "STOPPED", stopped.error

@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from connectors.kafka.admin import produce
 from stream_etl.control.bookmarks import reset, rewind, show
 from stream_etl.errors import ConfigurationError
 from stream_etl.samples import orders
-from tests.e2e.workers import ROOT, read_table, run_worker
+from tests.e2e.workers import ROOT, produce_around_a_cut, read_table, run_worker
 from tests.services import Services
 
 pytestmark = pytest.mark.timeout(300)
@@ -69,11 +68,7 @@ def test_rewind_to_a_timestamp_or_by_n_and_reset(
     services: Services, topic: Callable[..., str], table_uri: str, unique: str, tmp_path: Path
 ) -> None:
     name = topic(partitions=1)
-    produce(services.kafka_bootstrap, name, orders(100))
-    time.sleep(1.0)
-    middle = datetime.now(UTC)
-    time.sleep(1.0)
-    produce(services.kafka_bootstrap, name, orders(60, start=100))
+    middle = produce_around_a_cut(services, name, 100, 60)
     args = {"topic": name, "table": table_uri, "batch_records": "50", "assignment": "direct"}
     assert _run(services, unique, args, tmp_path / "first.log") == 160
 
