@@ -220,28 +220,34 @@ def trigger_info(row: Trigger) -> TriggerInfo:
     )
 
 
-def action_state(row: ActionRun) -> str:
-    """A job action's state is its job run's, read live; a crawler action's is recorded by its scheduler."""
+def action_status(row: ActionRun) -> tuple[str, str | None]:
+    """(state, error): a job action's are its job run's, read live; a crawler action's are recorded
+    by the scheduler that ran it."""
     from stream_etl.control.models import Run
 
     if row.job_run_id is not None:
         run = Session.object_session(row).get(Run, row.job_run_id)  # type: ignore[union-attr]
         if run is not None:
-            return run.state
-    return row.state
+            return run.state, run.error or row.error
+    return row.state, row.error
+
+
+def action_state(row: ActionRun) -> str:
+    return action_status(row)[0]
 
 
 def action_info(row: ActionRun) -> ActionRunInfo:
+    state, error = action_status(row)
     return ActionRunInfo(
         id=row.id,
         trigger=row.trigger,
         kind=row.kind,  # type: ignore[arg-type]
         name=row.name,
         arguments=dict(row.arguments),
-        state=action_state(row),
+        state=state,
         job_run_id=row.job_run_id,
         crawler_run_id=row.crawler_run_id,
-        error=row.error,
+        error=error,
         created_at=row.created_at,
         ended_at=row.ended_at,
     )

@@ -43,6 +43,7 @@ from stream_etl.control.triggers import (
     TriggerType,
     action_info,
     action_state,
+    action_status,
     satisfied,
     trigger_info,
 )
@@ -258,7 +259,7 @@ class Workflows:
                         job_run_id=None if again else action.job_run_id,
                         crawler_run_id=None if again else action.crawler_run_id,
                         origin_id=None if again else (action.origin_id or action.id),
-                        error=None if again else action.error,
+                        error=None if again else action_status(action)[1],
                         ended_at=None if again else action.ended_at,
                     )
                 )
@@ -321,7 +322,7 @@ class Workflows:
 
     def _end_if_over(self, run_id: int) -> None:
         with self.store.session() as session:
-            states = {node: (action_state(a), a.error) for node, a in _latest(session, run_id).items()}
+            states = {node: action_status(a) for node, a in _latest(session, run_id).items()}
             if any(state in ACTIVE_ACTIONS for state, _error in states.values()):
                 return
             failed = {node: (state, error) for node, (state, error) in states.items() if state in FAILED_ACTIONS}
