@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from stream_etl.control import schemas
 from stream_etl.control.catalog import Catalog, TableInfo
-from stream_etl.control.crawl_targets import Found
+from stream_etl.control.crawl_targets import Crawled, Found
 
 UpdateBehavior = Literal["update", "log"]
 DeleteBehavior = Literal["log", "delete", "deprecate"]
@@ -163,12 +163,12 @@ class CatalogWriter:
                     {"table": current.name, "values": list(partition.values), "location": partition.location}
                 )
 
-    def remove_missing(self, crawled_locations: list[str]) -> None:
-        """Apply the delete behavior to the crawler's tables under ``crawled_locations`` not seen."""
+    def remove_missing(self, crawled: list[Crawled]) -> None:
+        """Apply the delete behavior to the crawler's tables that the ``crawled`` targets cover and did not find."""
         for table in self.catalog.list_tables(self.database):
             if table.parameters.get("crawler") != self.crawler or table.name in self.seen:
                 continue
-            if not any(_under(table.location, root) for root in crawled_locations):
+            if not any(c.covers(table.location) for c in crawled):
                 continue
             if self.delete_behavior == "delete":
                 self.catalog.delete_table(self.database, table.name)
@@ -191,8 +191,3 @@ def _keep(found: Found, gone: list[pa.Field]) -> pa.Schema:
     data = [f for f in found.schema if f.name not in found.partition_keys]
     keys = [found.schema.field(k) for k in found.partition_keys]
     return pa.schema(data + gone + keys)
-
-
-def _under(location: str, root: str) -> bool:
-    root = root.rstrip("/")
-    return location == root or location.startswith(root + "/")

@@ -9,6 +9,7 @@ classified together (:func:`stream_etl.control.classifiers.classify`).
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from typing import Any
@@ -32,8 +33,8 @@ def _resolver(target: Target) -> Any:
 
 
 def _found(target: Target, context: CrawlContext, samples: list[bytes | None], **parameters: Any) -> Crawled:
-    crawled = Crawled(sampled=len(samples))
     location = f"{target.kind}://{target.path}"
+    crawled = Crawled(sampled=len(samples), scope=re.compile(re.escape(location)))
     answer = classify(samples, custom=context.custom, resolver=_resolver(target))
     if answer is None:
         crawled.unclassified.append(location)

@@ -16,7 +16,6 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from stream_etl.control.classifiers import CustomClassifier
-from stream_etl.errors import ConfigurationError
 from stream_etl.settings import Settings
 
 TargetKind = Literal["kafka", "kinesis", "s3", "path", "postgres"]
@@ -91,6 +90,12 @@ class Crawled:
     unclassified: list[str] = field(default_factory=list)
     #: How many records or files were read.
     sampled: int = 0
+    #: Locations of tables this target would hold: the crawler's tables matching it and not
+    #: found are gone (the delete behavior applies to them).
+    scope: re.Pattern[str] | None = None
+
+    def covers(self, location: str) -> bool:
+        return self.scope is not None and self.scope.fullmatch(location) is not None
 
 
 def crawl(target: Target, context: CrawlContext) -> Crawled:
@@ -102,8 +107,13 @@ def crawl(target: Target, context: CrawlContext) -> Crawled:
         from stream_etl.control.crawl_streams import crawl_kinesis
 
         return crawl_kinesis(target, context)
-    msg = f"crawling {target.kind} targets is not built yet"
-    raise ConfigurationError(msg)
+    if target.kind == "postgres":
+        from stream_etl.control.crawl_postgres import crawl_postgres
+
+        return crawl_postgres(target, context)
+    from stream_etl.control.crawl_files import crawl_files
+
+    return crawl_files(target, context)
 
 
 _INVALID = re.compile(r"[^A-Za-z0-9_.\-]+")

@@ -295,7 +295,7 @@ class Crawlers:
                 for t in catalog.list_tables(spec.database)
                 for p in catalog.list_partitions(spec.database, t.name)
             )
-        roots = []
+        done = []
         for target in spec.targets:
             context = CrawlContext(
                 settings=settings_for(self.environ, self._environment(target)),
@@ -315,9 +315,9 @@ class Crawlers:
                     "sampled": crawled.sampled,
                 }
             )
-            roots.append(_root(target))
+            done.append(crawled)
         if spec.recrawl_policy == "everything":
-            writer.remove_missing(roots)
+            writer.remove_missing(done)
 
     def _resolve(self, target: Target) -> Any:
         if target.connection is None:
@@ -369,12 +369,3 @@ class Crawlers:
         if row is None:
             raise NotFound(kind="crawler", name=name)
         return row
-
-
-def _root(target: Target) -> str:
-    """The location under which a target's tables live."""
-    if target.kind in ("s3", "path"):
-        return target.path.rstrip("/")
-    if target.kind == "postgres":
-        return f"postgres://{target.path.split('%')[0]}"
-    return f"{target.kind}://{target.path}"

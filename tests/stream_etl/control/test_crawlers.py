@@ -79,3 +79,88 @@ def test_one_run_at_a_time(store: Store) -> None:
     crawlers.begin("c")
     with pytest.raises(InvalidState, match="already running"):
         crawlers.run("c")
+
+
+def _write(services: Services | None, uri: str, body: bytes) -> None:
+    """A file at ``uri``: s3:// on SeaweedFS, else a local path."""
+    from pathlib import Path
+
+    from stream_etl.settings import Settings
+    from stream_etl.storage import filesystem_for
+
+    if services is None:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri).write_bytes(body)
+        return
+    fs, path = filesystem_for(uri, services.settings() if services else Settings())
+    with fs.open_output_stream(path) as out:
+        out.write(body)
+
+
+def _lines(records: list[bytes]) -> bytes:
+    return b"\n".join(records) + b"\n"
+
+
+def test_s3_hive_folders_become_one_partitioned_table(store: Store, services: Services, unique: str) -> None:
+    root = f"s3://{services.bucket}/{unique}/events"
+    for dt in ("2026-11-20", "2026-11-21"):
+        for hour in ("00", "13"):
+            _write(services, f"{root}/dt={dt}/hour={hour}/part-0.json", _lines(_orders(3)))
+    _write(services, f"{root}/_SUCCESS", b"")
+    crawlers = Crawlers(store, environ=services.environment())
+    crawlers.create(CrawlerSpec(name="c", database="lake", targets=[Target(kind="s3", path=root)]))
+
+    run = crawlers.run("c")
+
+    assert run.state == "SUCCEEDED", run.error
+    catalog = Catalog(store)
+    assert [t.name for t in catalog.list_tables("lake")] == ["events"]
+    table = catalog.get_table("lake", "events")
+    assert table.location == root
+    assert table.classification == "json"
+    assert table.partition_keys == ["dt", "hour"]
+    assert table.arrow_schema() == pa.schema(
+        [("id", pa.int64()), ("user", pa.string()), ("amount", pa.float64()), ("dt", pa.date32()), ("hour", pa.int64())]
+    )
+    partitions = [(p.values, p.location) for p in catalog.list_partitions("lake", "events")]
+    assert partitions == [
+        ([dt, hour], f"{root}/dt={dt}/hour={hour}") for dt in ("2026-11-20", "2026-11-21") for hour in ("00", "13")
+    ]
+    assert run.changes["counts"] == {
+        "tables_created": 1,
+        "tables_updated": 0,
+        "tables_deprecated": 0,
+        "tables_deleted": 0,
+        "partitions_added": 4,
+        "schema_changes_logged": 0,
+    }
+
+
+def test_incompatible_folders_become_separate_tables(store: Store, services: Services, unique: str) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    root = f"s3://{services.bucket}/{unique}"
+    _write(services, f"{root}/orders/2026/a.json", _lines(_orders(3)))
+    _write(services, f"{root}/orders/2027/b.json", _lines(_orders(3, coupon="X")))
+    _write(services, f"{root}/users/users.csv", b"name,age,city\nada,36,london\nalan,41,wilmslow\n")
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"url": ["/a"], "ms": [12]}), buffer)
+    _write(services, f"{root}/clicks/part-0.parquet", buffer.getvalue())
+    crawlers = Crawlers(store, environ=services.environment())
+    crawlers.create(CrawlerSpec(name="c", database="lake", targets=[Target(kind="s3", path=root)], table_prefix="x_"))
+
+    run = crawlers.run("c")
+
+    assert run.state == "SUCCEEDED", run.error
+    catalog = Catalog(store)
+    tables = {t.name: t for t in catalog.list_tables("lake")}
+    assert sorted(tables) == ["x_clicks", "x_orders", "x_users"]
+    assert tables["x_orders"].partition_keys == ["partition_0"]
+    assert tables["x_orders"].arrow_schema().names == ["id", "user", "amount", "coupon", "partition_0"]
+    assert tables["x_users"].classification == "csv"
+    assert tables["x_users"].arrow_schema() == pa.schema(
+        [("name", pa.string()), ("age", pa.int64()), ("city", pa.string())]
+    )
+    assert tables["x_clicks"].arrow_schema() == pa.schema([("url", pa.string()), ("ms", pa.int64())])
