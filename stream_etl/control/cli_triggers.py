@@ -409,10 +409,10 @@ def scheduler(
     Job runs it queues are run by a worker supervisor (`stream-etl worker`). Several schedulers
     may share a store: each trigger slot fires once. SIGTERM or Ctrl-C stops it.
     """
+    import os
     import signal
 
     from stream_etl.control.scheduler import Scheduler
-    from stream_etl.settings import Settings
 
     with _errors():
         store = _store(db)
@@ -422,7 +422,7 @@ def scheduler(
             name=name,
             interval_s=interval,
             crawler_threads=crawler_threads,
-            settings=Settings.from_environment(),
+            environ=os.environ,
         )
     previous = {s: signal.signal(s, lambda *_: running.stop()) for s in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -25,7 +25,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,7 +56,7 @@ class Scheduler:
         name: str | None = None,
         interval_s: float = 5.0,
         crawler_threads: int = 4,
-        settings: Settings | None = None,
+        environ: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -66,7 +66,9 @@ class Scheduler:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.interval_s = interval_s
         self.crawler_threads = crawler_threads
-        self.settings = settings or Settings()
+        #: ``STREAM_ETL_*`` settings for event triggers and crawler targets without a connection.
+        self.environ = dict(os.environ if environ is None else environ)
+        self.settings = Settings.from_environment(self.environ)
         self.clock = clock
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(crawler_threads, thread_name_prefix="crawler")
@@ -205,7 +207,7 @@ class Scheduler:
     def _last_crawl(self, crawler: str) -> Any:
         from stream_etl.control.crawlers import Crawlers
 
-        return Crawlers(self.store, self.connections.box).last_run(crawler)
+        return Crawlers(self.store, self.connections.box, environ=self.environ).last_run(crawler)
 
     def _crawl(self) -> None:
         """Claim crawler actions waiting for a scheduler and run them in the pool."""
@@ -232,7 +234,9 @@ class Scheduler:
         try:
             from stream_etl.control.crawlers import Crawlers
 
-            info = Crawlers(self.store, self.connections.box).run(crawler, run_properties=arguments)
+            info = Crawlers(self.store, self.connections.box, environ=self.environ).run(
+                crawler, run_properties=arguments
+            )
             values = {"state": info.state, "crawler_run_id": info.id, "error": info.error}
         except Exception as exc:  # a crawler that cannot run (not found, unreachable source) failed its action
             values = {"state": "FAILED", "error": f"{type(exc).__name__}: {exc}"}

@@ -1,7 +1,8 @@
 """What EVENT triggers watch: a Kafka topic's end offsets, the objects under an S3 prefix.
 
 Each probe answers ``(new, level)``: how many records or objects lie past ``baseline`` and the
-level to use as the next baseline. The first look (no baseline) counts nothing new: data
+level to use as the next baseline (Kafka: the sum of the end offsets; S3: the keys seen among
+the objects modified lately, and older objects count as seen). The first look (no baseline) counts nothing new: data
 that was there before the trigger never fires it.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream_etl.control.connections import Connections, KafkaConnection, S3Connection
@@ -32,8 +34,22 @@ def new_data(
     objects = s3_objects(
         _s3_connection(event.connection, connections, settings), str(event.location), timeout_s=timeout_s
     )
-    newest = max(objects, default=["", ""])
-    return (sum(1 for o in objects if o > baseline) if baseline is not None else 0), newest
+    new = 0
+    if baseline is not None:
+        seen = set(baseline["seen"])
+        new = sum(1 for modified, key in objects if modified > baseline["since"] and key not in seen)
+    return new, _s3_level(objects)
+
+
+#: Objects modified this long before the newest one count as seen by key, not by time: an upload's
+#: time is when it began, and times have a resolution of a second.
+S3_SLACK = timedelta(minutes=5)
+
+
+def _s3_level(objects: list[tuple[str, str]]) -> dict[str, Any]:
+    newest = max((modified for modified, _key in objects), default="")
+    since = (datetime.fromisoformat(newest) - S3_SLACK).isoformat() if newest else ""
+    return {"since": since, "seen": sorted(key for modified, key in objects if modified > since)}
 
 
 def slot_of(baseline: Any) -> str:
@@ -59,8 +75,8 @@ def kafka_end_offsets(config: Mapping[str, str], topic: str, *, timeout_s: float
         consumer.close()
 
 
-def s3_objects(connection: S3Connection, location: str, *, timeout_s: float) -> list[list[str]]:
-    """``[modified ISO time, key]`` of every object under ``s3://bucket/prefix``, in that order of sorting."""
+def s3_objects(connection: S3Connection, location: str, *, timeout_s: float) -> list[tuple[str, str]]:
+    """``(modified time in UTC, ISO format; key)`` of every object under ``s3://bucket/prefix``."""
     import pyarrow.fs as pafs
 
     from stream_etl.control.probes import s3_filesystem
@@ -69,9 +85,11 @@ def s3_objects(connection: S3Connection, location: str, *, timeout_s: float) -> 
     infos = s3_filesystem(connection, timeout_s).get_file_info(
         pafs.FileSelector(path, recursive=True, allow_not_found=True)
     )
-    return sorted(
-        [info.mtime.isoformat() if info.mtime else "", info.path] for info in infos if info.type == pafs.FileType.File
-    )
+    return [
+        (info.mtime.astimezone(UTC).isoformat() if info.mtime else "", info.path)
+        for info in infos
+        if info.type == pafs.FileType.File
+    ]
 
 
 def _kafka_config(connection: str | None, connections: Connections, settings: Settings) -> dict[str, str]:
