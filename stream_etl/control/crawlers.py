@@ -288,6 +288,7 @@ class Crawlers:
             delete_behavior=spec.delete_behavior,
             changes=changes,
         )
+        owned = [t for t in catalog.list_tables(spec.database) if t.parameters.get("crawler") == spec.name]
         known = None
         if spec.recrawl_policy == "new_folders_only":
             known = frozenset(
@@ -303,6 +304,7 @@ class Crawlers:
                 custom=custom,
                 connection=self._resolve(target),
                 known_folders=known,
+                known_tables=frozenset(t.location for t in owned),
             )
             crawled = crawl(target, context)
             for found in crawled.tables:
