@@ -219,7 +219,7 @@ def csv_schema(
     if not lines:
         return None
     parse = pa_csv.ParseOptions(delimiter=delimiter, quote_char=quote_char, newlines_in_values=False)
-    buffer = pa.py_buffer("\n".join(lines).encode())
+    buffer = pa.py_buffer(_csv_bytes(lines))
     try:
         raw = pa_csv.read_csv(
             buffer, read_options=pa_csv.ReadOptions(autogenerate_column_names=True), parse_options=parse
@@ -236,7 +236,7 @@ def csv_schema(
         options = pa_csv.ReadOptions(column_names=list(columns)) if columns else pa_csv.ReadOptions()
         if columns:
             lines = lines[1:]
-            buffer = pa.py_buffer("\n".join(lines).encode())
+            buffer = pa.py_buffer(_csv_bytes(lines))
     else:
         names = list(columns) if columns else [f"col{i}" for i in range(raw.num_columns)]
         options = pa_csv.ReadOptions(column_names=names)
@@ -252,7 +252,7 @@ def _typed(lines: list[str], delimiter: str, quote_char: str) -> bool:
     parse = pa_csv.ParseOptions(delimiter=delimiter, quote_char=quote_char)
     try:
         table = pa_csv.read_csv(
-            pa.py_buffer("\n".join(lines).encode()),
+            pa.py_buffer(_csv_bytes(lines)),
             read_options=pa_csv.ReadOptions(autogenerate_column_names=True),
             parse_options=parse,
         )
@@ -314,3 +314,7 @@ def _select(value: Any, path: list[str | int | None]) -> list[Any]:
     if isinstance(step, int):
         return _select(value[step], rest) if isinstance(value, list) and -len(value) <= step < len(value) else []
     return _select(value[step], rest) if isinstance(value, dict) and step in value else []
+
+
+def _csv_bytes(lines: list[str]) -> bytes:
+    return "".join(line + "\n" for line in lines).encode()  # Arrow refuses a lone line without its newline

@@ -12,7 +12,8 @@
    columns overlap the first file's by at least half (Jaccard >= 0.5); the folders between
    the table and its files are its partitions: ``key=value`` names give the key (else
    ``partition_0``, ...), the values' type is inferred (int64, date32 or string). Folders
-   that are not compatible are grouped one level down, each child folder its own table.
+   that are not compatible are grouped one level down, each child folder its own table. A
+   table the crawler registered earlier keeps its place: no table is made above it.
 5. Recrawl policy ``new_folders_only``: files under partition folders registered already
    are not read, and tables are only given their new partitions.
 """
@@ -161,7 +162,10 @@ def _similar(a: pa.Schema, b: pa.Schema) -> bool:
     return len(left & right) / max(len(left | right), 1) >= SIMILARITY
 
 
-def _compatible(files: list[_File], base: tuple[str, ...]) -> bool:
+def _compatible(prefix: _Prefix, files: list[_File], base: tuple[str, ...]) -> bool:
+    below = prefix.uri(base) + "/"
+    if any(location.startswith(below) for location in prefix.context.known_tables):
+        return False
     first = files[0]
     depth = len(first.folders)
     return all(
@@ -172,7 +176,7 @@ def _compatible(files: list[_File], base: tuple[str, ...]) -> bool:
 
 def _group(prefix: _Prefix, files: list[_File], base: tuple[str, ...]) -> list[Found]:
     """The tables of ``files`` (all under folder ``base``): one if compatible, else per child folder."""
-    if _compatible(files, base):
+    if _compatible(prefix, files, base):
         return [_table(prefix, files, base)]
     tables = []
     here = [f for f in files if len(f.folders) == len(base)]

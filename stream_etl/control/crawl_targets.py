@@ -80,6 +80,9 @@ class CrawlContext:
     connection: Any = None
     #: Partition locations registered by earlier runs (recrawl policy "new folders only").
     known_folders: frozenset[str] | None = None
+    #: Locations of the tables the crawler registered before: a prefix is not grouped into one
+    #: table above them, so a table stays where it is when its sibling folders go away.
+    known_tables: frozenset[str] = frozenset()
     timeout_s: float = 10.0
 
 

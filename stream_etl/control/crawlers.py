@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -74,12 +74,6 @@ class CrawlerSpec(BaseModel):
         return sorted({t.connection for t in self.targets if t.connection})
 
 
-class CrawlerInfo(CrawlerSpec):
-    created_at: datetime
-    updated_at: datetime
-    last_run: CrawlerRunInfo | None = None
-
-
 class CrawlerRunInfo(BaseModel):
     id: int
     crawler: str
@@ -88,6 +82,22 @@ class CrawlerRunInfo(BaseModel):
     ended_at: datetime | None
     error: str | None
     changes: dict[str, Any]
+
+
+class CrawlerInfo(CrawlerSpec):
+    created_at: datetime
+    updated_at: datetime
+    last_run: CrawlerRunInfo | None = None
+
+
+def parse_spec(values: dict[str, Any]) -> CrawlerSpec:
+    """A crawler from plain values (CLI), its problems as one ConfigurationError."""
+    try:
+        return CrawlerSpec.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'crawler'}: {e['msg']}" for e in exc.errors())
+        msg = f"crawler is not valid: {problems}"
+        raise ConfigurationError(msg) from None
 
 
 def _run_info(row: CrawlerRun) -> CrawlerRunInfo:
@@ -288,6 +298,7 @@ class Crawlers:
             delete_behavior=spec.delete_behavior,
             changes=changes,
         )
+        owned = [t for t in catalog.list_tables(spec.database) if t.parameters.get("crawler") == spec.name]
         known = None
         if spec.recrawl_policy == "new_folders_only":
             known = frozenset(
@@ -303,6 +314,7 @@ class Crawlers:
                 custom=custom,
                 connection=self._resolve(target),
                 known_folders=known,
+                known_tables=frozenset(t.location for t in owned),
             )
             crawled = crawl(target, context)
             for found in crawled.tables:

@@ -14,7 +14,7 @@ from stream_etl.control.crawl_targets import Target
 from stream_etl.control.crawlers import Crawlers, CrawlerSpec
 from stream_etl.control.errors import InvalidState, NotFound
 from stream_etl.control.store import Store
-from tests.services import Services
+from tests.services import KinesisService, Services
 
 
 def _orders(n: int, **extra: object) -> list[bytes]:
@@ -22,8 +22,13 @@ def _orders(n: int, **extra: object) -> list[bytes]:
 
 
 def test_kafka_json_topic_becomes_a_table(store: Store, services: Services, topic: Callable[..., str]) -> None:
+    from confluent_kafka import Producer
+
     name = topic(partitions=3)
-    produce(services.kafka_bootstrap, name, _orders(30))
+    producer = Producer({"bootstrap.servers": services.kafka_bootstrap})
+    for i, value in enumerate(_orders(30)):
+        producer.produce(name, value, partition=i % 3)  # 10 per partition
+    assert producer.flush(10) == 0
     crawlers = Crawlers(store, environ=services.environment())
     crawlers.create(CrawlerSpec(name="c1", database="raw", targets=[Target(kind="kafka", path=name)], sample_size=5))
 
@@ -164,3 +169,62 @@ def test_incompatible_folders_become_separate_tables(store: Store, services: Ser
         [("name", pa.string()), ("age", pa.int64()), ("city", pa.string())]
     )
     assert tables["x_clicks"].arrow_schema() == pa.schema([("url", pa.string()), ("ms", pa.int64())])
+
+
+def test_kinesis_csv_records_become_a_table(store: Store, kinesis: KinesisService, unique: str) -> None:
+    from connectors.kinesis.admin import create_stream, kinesis_client, put_records
+
+    client = kinesis_client(kinesis.endpoint)
+    try:
+        create_stream(client, unique, shards=2)
+        put_records(client, unique, [f"{i},user{i},{i * 0.5}".encode() for i in range(20)])
+    finally:
+        client.close()
+    crawlers = Crawlers(store, environ=kinesis.environment())
+    crawlers.create(CrawlerSpec(name="k", database="raw", targets=[Target(kind="kinesis", path=unique)], sample_size=4))
+
+    run = crawlers.run("k")
+
+    assert run.state == "SUCCEEDED", run.error
+    assert run.changes["targets"][0]["sampled"] == 8  # 4 from each of the 2 shards
+    table = Catalog(store).get_table("raw", unique)
+    assert (table.classification, table.location) == ("csv", f"kinesis://{unique}")
+    assert table.arrow_schema() == pa.schema([("col0", pa.int64()), ("col1", pa.string()), ("col2", pa.float64())])
+
+
+def test_postgres_tables_through_a_connection(store: Store, unique: str) -> None:
+    import psycopg
+    from cryptography.fernet import Fernet
+
+    from stream_etl.control.connections import Connections
+    from stream_etl.control.secrets import SecretBox
+    from tests.stream_etl.control.conftest import POSTGRES
+
+    name = f"crawl_{unique.replace('-', '_')}"
+    box = SecretBox(Fernet.generate_key())
+    Connections(store, box).create("pg", "postgres", {"database": POSTGRES.rsplit("/", 1)[1]})
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE {name} (id bigint PRIMARY KEY, name text, price numeric(10, 2), tags text[], at timestamptz)"
+        )
+    try:
+        crawlers = Crawlers(store, box, environ={})
+        target = Target(kind="postgres", path=f"public.{name}", connection="pg")
+        crawlers.create(CrawlerSpec(name="p", database="pg", targets=[target]))
+        run = crawlers.run("p")
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE {name}")
+
+    assert run.state == "SUCCEEDED", run.error
+    table = Catalog(store).get_table("pg", name)
+    assert table.location.endswith(f"/public.{name}")
+    assert table.arrow_schema() == pa.schema(
+        [
+            pa.field("id", pa.int64(), nullable=False),
+            ("name", pa.string()),
+            ("price", pa.decimal128(10, 2)),
+            ("tags", pa.list_(pa.string())),
+            ("at", pa.timestamp("us", tz="UTC")),
+        ]
+    )
