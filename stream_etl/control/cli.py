@@ -66,6 +66,10 @@ api_app = typer.Typer(help="The REST API (FastAPI; OpenAPI at /openapi.json).", 
 # Command groups in modules beside this one: (module path, attribute of its typer.Typer, name).
 # Each module keeps its heavy imports inside its commands, as this one does.
 COMMAND_MODULES: tuple[tuple[str, str, str], ...] = (
+    ("stream_etl.control.cli_crawlers", "crawlers_app", "crawlers"),
+    ("stream_etl.control.cli_triggers", "triggers_app", "triggers"),
+    ("stream_etl.control.cli_triggers", "workflows_app", "workflows"),
+    ("stream_etl.control.cli_triggers", "scheduler_app", "scheduler"),
     ("stream_etl.control.cli_bookmarks", "bookmarks_app", "bookmarks"),
 )
 

@@ -16,6 +16,7 @@ claims it and moves it through its states::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -110,6 +111,7 @@ class RunInfo(BaseModel):
     supervisor: str | None
     pids: list[str]
     stop_requested: bool
+    arguments: dict[str, str] = Field(default_factory=dict, description="over the job's arguments")
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
@@ -153,6 +155,7 @@ def _run_info(row: Run) -> RunInfo:
         supervisor=row.supervisor,
         pids=list(row.pids),
         stop_requested=row.stop_requested,
+        arguments=dict(row.arguments or {}),
         created_at=row.created_at,
         started_at=row.started_at,
         ended_at=row.ended_at,
@@ -210,15 +213,24 @@ class Jobs:
 
     # runs -------------------------------------------------------------------------
 
-    def start(self, name: str) -> RunInfo:
-        """Queue a run; a supervisor (`stream-etl worker`) claims it. One active run per job."""
+    def start(self, name: str, *, arguments: Mapping[str, str] | None = None) -> RunInfo:
+        """Queue a run; a supervisor (`stream-etl worker`) claims it. One active run per job.
+        ``arguments`` go to this run's workers over the job's own (triggers, workflow run properties)."""
         with self.store.session() as session:
             job = self._job(session, name)
             active = [r.id for r in job.runs if r.state in ACTIVE]
             if active:
                 msg = f"job {name!r} already has active run {active[0]}: stop it or wait for it to end"
                 raise InvalidState(msg)
-            row = Run(job=job, state="WAITING", attempts=0, metrics={}, pids=[], stop_requested=False)
+            row = Run(
+                job=job,
+                state="WAITING",
+                attempts=0,
+                metrics={},
+                pids=[],
+                stop_requested=False,
+                arguments={k: str(v) for k, v in (arguments or {}).items()},
+            )
             session.add(row)
             session.flush()
             return _run_info(row)
@@ -266,7 +278,9 @@ class Jobs:
                 if claimed.rowcount == 1:  # type: ignore[attr-defined]
                     row = self._run(session, run_id)
                     session.refresh(row)
-                    return _run_info(row), _job_info(row.job)
+                    job = _job_info(row.job)
+                    job.arguments = {**job.arguments, **(row.arguments or {})}  # the run's over the job's
+                    return _run_info(row), job
         return None
 
     def update_run(self, run_id: int, **values: Any) -> RunInfo:

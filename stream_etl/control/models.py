@@ -146,6 +146,8 @@ class Run(Base):
     supervisor: Mapped[str | None] = mapped_column(String(255), default=None)
     pids: Mapped[list[str]] = mapped_column(default=list)
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: This run's arguments over the job's (a trigger action's, a workflow's run properties); migration 0004.
+    arguments: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -68,7 +68,7 @@ def maintenance_command(job: JobInfo, python: str) -> list[str]:
     command = [python, "-m", "stream_etl", "table", job.kind, arguments.pop("table"), "--json"]
     for key, value in arguments.items():
         option = key.replace("_", "-")
-        if MAINTENANCE_ARGUMENTS[job.kind][key] is bool:
+        if MAINTENANCE_ARGUMENTS[job.kind].get(key) is bool:
             command.append(f"--{option}" if value == "true" else f"--no-{option}")
         else:
             command += [f"--{option}", value]
