@@ -73,6 +73,25 @@ class Bookmark:
         return topic, int(number)
 
 
+def store_txns(table: DeltaTable, versions: Mapping[str, int], metadata: Mapping[str, str]) -> None:
+    """One commit with no data: ``versions`` as txn actions (app id -> version) and ``metadata``,
+    based on ``table``'s snapshot (CommitFailedError when one of those app ids moved since)."""
+    now_ms = int(time.time() * 1000)
+    properties = CommitProperties(
+        app_transactions=[Transaction(app, version, now_ms) for app, version in versions.items()],
+        custom_metadata={"stream_etl.worker": f"{metadata.get(BOOKMARKS_KEY, 'maintenance')} {WORKER}", **metadata},
+    )
+    try:
+        write_deltalake(
+            table, pa.schema(table.schema().to_arrow()).empty_table(), mode="append", commit_properties=properties
+        )
+    except CommitFailedError:
+        raise
+    except (OSError, DeltaError) as exc:
+        msg = f"committing to {table.table_uri} failed: {exc}"
+        raise SinkUnavailable(msg, table_uri=table.table_uri, table_version=table.version()) from exc
+
+
 def read_bookmarks(table: DeltaTable, *, app_id: str | None = None, history_limit: int = 10_000) -> list[Bookmark]:
     """Every stored position of ``app_id`` (of every job when None) found in the last
     ``history_limit`` commits, sorted by app id and partition."""
@@ -119,29 +138,15 @@ def move_bookmarks(
     if any(value < -1 for value in positions.values() if value is not None):
         msg = f"a position must be >= -1 (-1: read the partition from offset 0), got {positions}"
         raise ConfigurationError(msg)
-    now_ms = int(time.time() * 1000)
-    properties = CommitProperties(
-        app_transactions=[Transaction(f"{app_id}-{key}", value, now_ms) for key, value in stored.items()],
-        custom_metadata={
-            "stream_etl.app_id": app_id,
-            "stream_etl.worker": f"bookmarks {WORKER}",
-            "stream_etl.positions": json.dumps(stored),
-            BOOKMARKS_KEY: how,
-        },
-    )
     snapshot = table.version()
+    metadata = {"stream_etl.app_id": app_id, "stream_etl.positions": json.dumps(stored), BOOKMARKS_KEY: how}
     try:
-        write_deltalake(
-            table, pa.schema(table.schema().to_arrow()).empty_table(), mode="append", commit_properties=properties
-        )
+        store_txns(table, {f"{app_id}-{key}": value for key, value in stored.items()}, metadata)
     except CommitFailedError as exc:
         msg = (
             f"a worker of app id {app_id!r} committed to {table.table_uri} after version {snapshot} was read, "
             f"so the {how} was not written; stop the job (stream-etl runs stop RUN) and run it again"
         )
         raise PositionConflict(msg, table_uri=table.table_uri, table_version=snapshot) from exc
-    except (OSError, DeltaError) as exc:
-        msg = f"writing the {how} to {table.table_uri} failed: {exc}"
-        raise SinkUnavailable(msg, table_uri=table.table_uri, table_version=snapshot) from exc
     table.update_incremental()
     return table.version()

@@ -27,16 +27,19 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
+from connectors.delta.bookmarks import store_txns
 from connectors.delta.config import storage_options
-from stream_etl.errors import CommitContention, ConfigurationError, SinkUnavailable
+from stream_etl.errors import CommitContention, ConfigurationError, SinkUnavailable, StreamEtlError
 from stream_etl.settings import Settings
 from stream_etl.storage import filesystem_for
 
@@ -51,6 +54,12 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["compact", "vacuum", "checkpoint"]
 KINDS: tuple[Kind, ...] = ("compact", "vacuum", "checkpoint")
+
+#: The txn app id of compaction claims (:func:`_claim`); its version is the claim's expiry (ms).
+COMPACTION_APP_ID = "stream-etl-compaction"
+
+#: How long a compaction's claim lasts at most (a crashed compaction blocks the next for that long).
+CLAIM_MS = 3_600_000
 
 #: delta-rs's target file size when neither the caller nor the table sets one (100 MiB).
 DEFAULT_TARGET_SIZE = 104_857_600
@@ -107,59 +116,89 @@ def compact(
 ) -> MaintenanceResult:
     """Rewrite small files into files of about ``target_size`` bytes (Z-ordered by ``z_order``).
 
-    Skipped when fewer than ``min_files`` files are below the target size. A compaction that
-    loses a conflict (a concurrent commit removed files it rewrites) is retried on a fresh
-    snapshot; after ``attempts`` it raises :class:`CommitContention`."""
+    Skipped when fewer than ``min_files`` files are below the target size. The table is
+    claimed first (:func:`_claim`): a second compaction meanwhile raises
+    :class:`CommitContention`. A compaction that loses a conflict is retried on a fresh
+    snapshot; after ``attempts`` it raises :class:`CommitContention` too."""
     if attempts < 1 or min_files < 1:
         msg = f"attempts and min_files must be >= 1, got {attempts} and {min_files}"
         raise ConfigurationError(msg)
-    for attempt in range(1, attempts + 1):
-        table = open_table(uri, settings, options)
-        before, files = table.version(), _files(table)
-        target = target_size or int(table.metadata().configuration.get("delta.targetFileSize") or DEFAULT_TARGET_SIZE)
-        small = int(pc.sum(pc.less(files["size_bytes"], target)).as_py() or 0) if files.num_rows else 0
-        if small < min_files:
-            reason = f"{small} file(s) below {target:,} bytes, fewer than min_files={min_files}"
-            return MaintenanceResult("compact", uri, before, before, files.num_rows, files.num_rows, skipped=reason)
-        try:
-            if z_order:
-                metrics = table.optimize.z_order(list(z_order), target_size=target_size)
-            else:
-                metrics = table.optimize.compact(target_size=target_size)
-        except CommitFailedError as exc:
-            log.warning("compaction of %s lost a conflict (attempt %d of %d): %s", uri, attempt, attempts, exc)
-            if attempt == attempts:
-                msg = (
-                    f"compacting {uri} conflicted with concurrent commits {attempts} times ({exc}); "
-                    "run it again, or when no other compaction or vacuum runs on the table"
-                )
+    table = open_table(uri, settings, options)
+    before, files = table.version(), _files(table)
+    target = target_size or int(table.metadata().configuration.get("delta.targetFileSize") or DEFAULT_TARGET_SIZE)
+    small = int(pc.sum(pc.less(files["size_bytes"], target)).as_py() or 0) if files.num_rows else 0
+    if small < min_files:
+        reason = f"{small} file(s) below {target:,} bytes, fewer than min_files={min_files}"
+        return MaintenanceResult("compact", uri, before, before, files.num_rows, files.num_rows, skipped=reason)
+    _claim(table, uri, int(time.time() * 1000))
+    try:
+        for attempt in range(1, attempts + 1):
+            table.update_incremental()
+            try:
+                if z_order:
+                    metrics = table.optimize.z_order(list(z_order), target_size=target_size)
+                else:
+                    metrics = table.optimize.compact(target_size=target_size)
+            except CommitFailedError as exc:
+                log.warning("compaction of %s lost a conflict (attempt %d of %d): %s", uri, attempt, attempts, exc)
+                if attempt < attempts:
+                    continue
+                msg = f"compacting {uri} conflicted with concurrent commits {attempts} times ({exc}); run it again"
                 raise CommitContention(msg, table_uri=uri, table_version=before) from exc
-            continue
-        except (OSError, DeltaError) as exc:
-            msg = f"compacting {uri} failed: {exc}"
-            raise SinkUnavailable(msg, table_uri=uri, table_version=before) from exc
-        added, removed = json.loads(metrics["filesAdded"]), json.loads(metrics["filesRemoved"])
-        after, read = _optimize_commit(table) if int(metrics["numFilesRemoved"]) else (before, before)
-        return MaintenanceResult(
-            "compact",
-            uri,
-            before,
-            after,
-            files.num_rows,
-            files.num_rows - int(metrics["numFilesRemoved"]) + int(metrics["numFilesAdded"]),
-            files_removed=int(metrics["numFilesRemoved"]),
-            files_added=int(metrics["numFilesAdded"]),
-            bytes_removed=int(removed.get("totalSize", 0)),
-            bytes_added=int(added.get("totalSize", 0)),
-            attempts=attempt,
-            details={
-                "z_order": list(z_order),
-                "target_size": target,
-                "partitions": metrics["partitionsOptimized"],
-                "read_version": read,
-            },
-        )
-    raise AssertionError  # pragma: no cover - the loop returns or raises
+            except (OSError, DeltaError) as exc:
+                msg = f"compacting {uri} failed: {exc}"
+                raise SinkUnavailable(msg, table_uri=uri, table_version=before) from exc
+            removed, added = int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"])
+            after, read = _optimize_commit(table) if removed else (table.version(), table.version())
+            return MaintenanceResult(
+                "compact",
+                uri,
+                before,
+                after,
+                files.num_rows,
+                files.num_rows - removed + added,
+                files_removed=removed,
+                files_added=added,
+                bytes_removed=int(json.loads(metrics["filesRemoved"]).get("totalSize", 0)),
+                bytes_added=int(json.loads(metrics["filesAdded"]).get("totalSize", 0)),
+                attempts=attempt,
+                details={
+                    "z_order": list(z_order),
+                    "target_size": target,
+                    "partitions": metrics["partitionsOptimized"],
+                    "read_version": read,
+                },
+            )
+        raise AssertionError  # pragma: no cover - the loop returns or raises
+    finally:
+        _release(uri, settings, options)
+
+
+def _claim(table: DeltaTable, uri: str, now_ms: int) -> None:
+    """Claim ``table`` for one compaction until ``now_ms`` + :data:`CLAIM_MS`: an empty commit
+    whose txn action (app id :data:`COMPACTION_APP_ID`) holds the claim's expiry.
+
+    delta-rs does not see two compactions removing the same files as a conflict: both commit and
+    the data is there twice. So compactions take turns: a live claim refuses a second one, and of
+    two claiming at once delta-rs refuses one (its txn app id moved since its snapshot). Writers
+    with other app ids rebase over the claim. A crashed compaction's claim expires."""
+    held = table.transaction_version(COMPACTION_APP_ID)
+    if held is not None and held > now_ms:
+        until = datetime.fromtimestamp(held / 1000, UTC).isoformat(timespec="seconds")
+        msg = f"another compaction of {uri} holds it (until {until} at the latest); run this one later"
+        raise CommitContention(msg, table_uri=uri, table_version=table.version())
+    try:
+        store_txns(table, {COMPACTION_APP_ID: now_ms + CLAIM_MS}, {"stream_etl.maintenance": "compaction claim"})
+    except CommitFailedError as exc:
+        msg = f"another compaction claimed {uri} at the same moment; run this one later"
+        raise CommitContention(msg, table_uri=uri, table_version=table.version()) from exc
+
+
+def _release(uri: str, settings: Settings, options: Mapping[str, str] | None) -> None:
+    try:
+        store_txns(open_table(uri, settings, options), {COMPACTION_APP_ID: 0}, {"stream_etl.maintenance": "release"})
+    except (StreamEtlError, OSError, DeltaError):  # the claim expires on its own
+        log.warning("could not release the compaction claim on %s; it expires by itself", uri, exc_info=True)
 
 
 def _optimize_commit(table: DeltaTable) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,9 +11,10 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from connectors.delta import DeltaSink
-from connectors.delta.maintenance import checkpoint, compact, vacuum
+from connectors.delta.bookmarks import store_txns
+from connectors.delta.maintenance import COMPACTION_APP_ID, checkpoint, compact, vacuum
 from stream_etl import RunContext
-from stream_etl.errors import ConfigurationError
+from stream_etl.errors import CommitContention, ConfigurationError
 from stream_etl.records import SourcePartition
 from stream_etl.settings import Settings
 from tests.services import Services
@@ -36,7 +38,9 @@ def test_a_sink_commit_based_on_a_snapshot_older_than_a_compaction_lands(
 
     result = compact(table_uri, services.settings())  # ...a compaction commits in between...
     assert (result.files_before, result.files_removed, result.files_added, result.files_after) == (8, 8, 2, 2)
-    assert result.bytes_removed and result.bytes_added and result.version_after == (stale.version or 0) + 1
+    assert (
+        result.bytes_removed and result.bytes_added and result.version_after == (stale.version or 0) + 2
+    )  # after its claim
 
     writer.commit(stale, _rows([8, 9]), {P0: 9})  # ...and its commit still lands, with its position
 
@@ -71,12 +75,50 @@ def test_a_compaction_lands_while_appends_commit_during_it(tmp_path: Path) -> No
         thread.join()
     table = DeltaTable(uri)
     optimize = next(h for h in table.history() if h["operation"] == "OPTIMIZE")
-    assert result.files_removed == 120 and optimize["version"] == result.version_after
+    assert result.files_removed >= 120 and optimize["version"] == result.version_after
     assert optimize["readVersion"] == result.details["read_version"]
     ids = table.to_pyarrow_table()["id"].to_pylist()
     assert sorted(ids) == list(range(120)) + appended
     if optimize["readVersion"] == optimize["version"] - 1:  # pragma: no cover - timing
         pytest.skip("no append landed during the compaction this time")
+
+
+def test_two_compactions_at_once_take_turns(tmp_path: Path) -> None:
+    """delta-rs lets two compactions of the same files both commit (the rows would be there
+    twice): the claim makes one of them refuse to run."""
+    uri = str(tmp_path / "t")
+    for i in range(60):
+        write_deltalake(uri, _rows([i]), mode="append")
+    outcomes: list[object] = []
+
+    def run() -> None:
+        try:
+            outcomes.append(compact(uri, Settings()))
+        except CommitContention as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(DeltaTable(uri).to_pyarrow_table()["id"].to_pylist()) == list(range(60))
+    done = [o for o in outcomes if not isinstance(o, CommitContention)]
+    assert sum(o.files_removed for o in done) == 60  # type: ignore[attr-defined]
+    assert DeltaTable(uri).transaction_version(COMPACTION_APP_ID) == 0  # released
+
+
+def test_a_live_claim_refuses_a_compaction_and_an_expired_one_does_not(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    for i in range(3):
+        write_deltalake(uri, _rows([i]), mode="append")
+    soon = int(time.time() * 1000) + 60_000
+    store_txns(DeltaTable(uri), {COMPACTION_APP_ID: soon}, {})  # a compaction elsewhere, still running
+    with pytest.raises(CommitContention, match="another compaction"):
+        compact(uri, Settings())
+    assert len(DeltaTable(uri).file_uris()) == 3
+    store_txns(DeltaTable(uri), {COMPACTION_APP_ID: soon - 120_000}, {})  # one that crashed long ago
+    assert compact(uri, Settings()).files_removed == 3
 
 
 def test_compaction_is_skipped_below_min_files_and_z_orders(tmp_path: Path) -> None:
