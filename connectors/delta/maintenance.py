@@ -6,9 +6,11 @@ Each runs beside live writers without breaking their exactly-once commits:
   ``dataChange=false`` and no ``txn`` action. A sink commit based on a snapshot older than
   the compaction still lands: delta-rs's conflict checker rebases a blind append over it
   and only refuses one when the winning commit holds a ``txn`` of the same app id. The
-  other way round, a compaction whose files a concurrent commit removed (another
-  compaction, a vacuum of a stale table) fails: it is retried on a fresh snapshot, up to
-  ``attempts`` times, then reported as :class:`~stream_etl.errors.CommitContention`.
+  other way round, appends landing during a compaction do not fail it. delta-rs does *not*
+  refuse two compactions removing the same files (both land: the rows would be there
+  twice), so a compaction first claims the table (:func:`_claim`); a second one meanwhile
+  raises :class:`~stream_etl.errors.CommitContention`. A compaction commit that still fails
+  is retried on a fresh snapshot, ``attempts`` times.
 - **vacuum** deletes files no longer referenced by the current version once they are older
   than the retention. The default (lite) mode only deletes files the log recorded as
   removed, so a writer's data files that are written but not yet committed are never
