@@ -224,7 +224,9 @@ def vacuum(
 ) -> MaintenanceResult:
     """Delete files the current version no longer references, older than ``retention_hours``
     (default: the table's ``delta.deletedFileRetentionDuration``, 7 days). With
-    ``enforce_retention`` a retention below the table's is refused; ``dry_run`` lists only."""
+    ``enforce_retention`` a retention below the table's is refused; ``dry_run`` lists only.
+    ``files_removed`` is what delta-rs reports: in lite mode it names again files an earlier
+    vacuum already deleted while their remove actions are still in the log."""
     table = open_table(uri, settings, options)
     before, count = table.version(), _files(table).num_rows
     try:
