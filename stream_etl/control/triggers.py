@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -394,26 +394,54 @@ class Triggers:
         with self.store.session() as session:
             return self._firing_info(session, session.get_one(TriggerFiring, firing_id))
 
-    def start_jobs(self, *, firing_id: int | None = None, workflow_run_id: int | None = None) -> None:
-        """Queue the job runs of STARTING job actions (of a firing, or of a workflow run)."""
+    def start_jobs(
+        self, *, firing_id: int | None = None, workflow_run_id: int | None = None, older_than: datetime | None = None
+    ) -> None:
+        """Queue the job runs of STARTING job actions (of a firing, of a workflow run, or created before
+        ``older_than``: a scheduler's recovery of firings whose process stopped before queuing them).
+
+        Each action is claimed first (STARTING -> RUNNING, atomically), so no two processes queue one."""
         with self.store.session() as session:
             query = select(ActionRun).where(ActionRun.kind == "job", ActionRun.state == "STARTING")
             if firing_id is not None:
                 query = query.where(ActionRun.firing_id == firing_id)
             if workflow_run_id is not None:
                 query = query.where(ActionRun.workflow_run_id == workflow_run_id)
+            if older_than is not None:
+                query = query.where(ActionRun.created_at < older_than)
             pending = [(a.id, a.name, dict(a.arguments)) for a in session.scalars(query)]
         for action_id, job, arguments in pending:
+            with self.store.session() as session:
+                claimed = session.execute(
+                    update(ActionRun)
+                    .where(ActionRun.id == action_id, ActionRun.state == "STARTING")
+                    .values(state="RUNNING")
+                )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
             values: dict[str, Any]
             try:
                 run = self.jobs.start(job, arguments=arguments)
-                values = {"job_run_id": run.id, "state": "RUNNING"}
+                values = {"job_run_id": run.id}
             except (NotFound, InvalidState) as exc:  # no such job, or it is still running: this action failed
                 values = {"state": "FAILED", "error": str(exc), "ended_at": utcnow()}
             with self.store.session() as session:
-                action = session.get_one(ActionRun, action_id)
-                for key, value in values.items():
-                    setattr(action, key, value)
+                session.execute(update(ActionRun).where(ActionRun.id == action_id).values(**values))
+
+    def fail_lost_jobs(self, older_than: datetime) -> None:
+        """Job actions claimed before ``older_than`` whose job run was never queued (their process
+        stopped in between): FAILED, so that their workflow runs can end."""
+        with self.store.session() as session:
+            session.execute(
+                update(ActionRun)
+                .where(
+                    ActionRun.kind == "job",
+                    ActionRun.state == "RUNNING",
+                    ActionRun.job_run_id.is_(None),
+                    ActionRun.created_at < older_than,
+                )
+                .values(state="FAILED", error="the process that fired it stopped before queuing the job run")
+            )
 
     # lookups ------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -42,13 +43,12 @@ pytestmark = pytest.mark.timeout(600)
 Control = tuple[Store, subprocess.Popen[bytes], str]
 
 
-@pytest.fixture
-def scheduler(tmp_path: Path, services: Services, metadata_url: str) -> Iterator[Path]:  # noqa: F811
-    """`stream-etl scheduler` on the test's store, ticking every 0.3 s; yields its log's path."""
+@contextmanager
+def _scheduler(log: Path, services: Services, url: str) -> Iterator[Path]:
+    """`stream-etl scheduler` on the store at ``url``, ticking every 0.3 s, logging to ``log``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_ETL_")}
     env |= {"PYTHONPATH": str(ROOT), **services.environment()}  # crawler targets use the scheduler's settings
-    command = [sys.executable, "-m", "stream_etl", "scheduler", "--db", metadata_url, "--interval", "0.3"]
-    log = tmp_path / "scheduler.log"
+    command = [sys.executable, "-m", "stream_etl", "scheduler", "--db", url, "--interval", "0.3"]
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -63,6 +63,19 @@ def scheduler(tmp_path: Path, services: Services, metadata_url: str) -> Iterator
                 process.wait()
 
 
+@pytest.fixture
+def scheduler(tmp_path: Path, services: Services, metadata_url: str) -> Iterator[Path]:  # noqa: F811
+    with _scheduler(tmp_path / "scheduler.log", services, metadata_url) as log:
+        yield log
+
+
+@pytest.fixture
+def second_scheduler(tmp_path: Path, services: Services, metadata_url: str) -> Iterator[Path]:  # noqa: F811
+    """Another scheduler on the same store: each trigger slot must still fire once."""
+    with _scheduler(tmp_path / "scheduler-2.log", services, metadata_url) as log:
+        yield log
+
+
 def _until(check: Callable[[], object], what: str, log: Path, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -75,12 +88,13 @@ def _runs(jobs: Jobs, job: str, state: str = "SUCCEEDED") -> list[RunInfo]:
 
 
 @pytest.mark.parametrize("metadata_url", ["sqlite", "postgres"], indirect=True)
-def test_a_conditional_trigger_starts_the_second_job_after_the_first_succeeds(
+def test_a_conditional_trigger_starts_the_second_job_after_the_first_succeeds_with_two_schedulers(
     services: Services,
     topic: Callable[..., str],
     unique: str,
     control: Control,  # noqa: F811
     scheduler: Path,
+    second_scheduler: Path,
 ) -> None:
     store, _supervisor, log = control
     name = topic(partitions=2)
@@ -106,7 +120,10 @@ def test_a_conditional_trigger_starts_the_second_job_after_the_first_succeeds(
     (later,) = jobs.list_runs(job="second")
     assert later.started_at is not None and jobs.get_run(run.id).ended_at <= later.started_at  # type: ignore[operator]
     assert_same_orders(read_table(second, services), range(1_000))
-    assert "trigger after-first fired [job-run:" in scheduler.read_text()
+    time.sleep(1)  # a few more ticks of both schedulers
+    assert len(jobs.list_runs(job="second")) == 1 and len(Triggers(store).firings("after-first")) == 1
+    fired = [log for log in (scheduler, second_scheduler) if "trigger after-first fired [job-run:" in log.read_text()]
+    assert len(fired) == 1
 
 
 @pytest.mark.slow  # two until-caught-up runs one period apart: ~25 s every 10 s, ~110 s every minute
