@@ -37,7 +37,8 @@ from stream_etl.control.jobs import FINISHED
 from stream_etl.control.models import Job, Run, utcnow
 from stream_etl.control.store import Store
 from stream_etl.control.trigger_models import ActionRun, Trigger
-from stream_etl.control.triggers import EventCondition, FiringInfo, Predicate, Triggers, last_slot, satisfied
+from stream_etl.control.trigger_specs import EventCondition, FiringInfo, Predicate, last_slot, satisfied
+from stream_etl.control.triggers import Triggers
 from stream_etl.control.workflows import Workflows
 from stream_etl.settings import Settings
 

@@ -31,7 +31,8 @@ from stream_etl.control.crawlers import Crawlers, CrawlerSpec
 from stream_etl.control.jobs import FINISHED, Jobs, RunInfo, parse_spec
 from stream_etl.control.store import Store
 from stream_etl.control.tokens import Tokens
-from stream_etl.control.triggers import Triggers, parse_trigger
+from stream_etl.control.trigger_specs import parse_trigger
+from stream_etl.control.triggers import Triggers
 from stream_etl.control.workflows import WorkflowRunInfo, Workflows, WorkflowSpec
 from stream_etl.samples import orders
 from tests.e2e.test_supervisor import _job, _wait, control, metadata_url, orders_of  # noqa: F401 - fixtures
