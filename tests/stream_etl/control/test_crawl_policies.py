@@ -120,6 +120,32 @@ def test_delete_drops_removed_tables_and_columns(store: Store, tmp_path: Path) -
     assert catalog.get_table("lake", "a").arrow_schema() == pa.schema([("id", pa.int64())])
 
 
+@pytest.mark.parametrize("behavior", ["deprecate", "delete", "log"])
+def test_a_partition_folder_gone_follows_the_delete_behavior(store: Store, tmp_path: Path, behavior: str) -> None:
+    root = tmp_path / "events"
+    _day(root, "2026-11-20")
+    _day(root, "2026-11-21")
+    update = "log" if behavior == "log" else "update"
+    crawlers = _crawler(store, root, delete_behavior=behavior, update_behavior=update)
+    crawlers.run("c")
+    shutil.rmtree(root / "dt=2026-11-20")
+
+    run = crawlers.run("c")
+
+    gone = {"table": "events", "values": ["2026-11-20"], "location": f"{root}/dt=2026-11-20"}
+    key = {"deprecate": "partitions_deprecated", "delete": "partitions_deleted", "log": "partitions_missing"}[behavior]
+    assert run.changes[key] == [gone]
+    partitions = {tuple(p.values): p for p in Catalog(store).list_partitions("lake", "events")}
+    if behavior == "delete":
+        assert list(partitions) == [("2026-11-21",)]
+    else:
+        assert partitions[("2026-11-20",)].parameters.get("deprecated") is (True if behavior == "deprecate" else None)
+    if behavior == "deprecate":
+        _day(root, "2026-11-20")
+        crawlers.run("c")
+        assert not Catalog(store).list_partitions("lake", "events")[0].parameters.get("deprecated")
+
+
 def test_new_folders_only_reads_only_new_partition_folders(store: Store, tmp_path: Path) -> None:
     root = tmp_path / "events"
     _day(root, "2026-11-20")

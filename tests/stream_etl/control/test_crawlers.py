@@ -137,6 +137,7 @@ def test_s3_hive_folders_become_one_partitioned_table(store: Store, services: Se
         "tables_deprecated": 0,
         "tables_deleted": 0,
         "partitions_added": 4,
+        "partitions_deleted": 0,
         "schema_changes_logged": 0,
     }
 
@@ -153,8 +154,17 @@ def test_incompatible_folders_become_separate_tables(store: Store, services: Ser
     buffer = io.BytesIO()
     pq.write_table(pa.table({"url": ["/a"], "ms": [12]}), buffer)
     _write(services, f"{root}/clicks/part-0.parquet", buffer.getvalue())
-    crawlers = Crawlers(store, environ=services.environment())
-    crawlers.create(CrawlerSpec(name="c", database="lake", targets=[Target(kind="s3", path=root)], table_prefix="x_"))
+    from cryptography.fernet import Fernet
+
+    from stream_etl.control.connections import Connections
+    from stream_etl.control.secrets import SecretBox
+
+    box = SecretBox(Fernet.generate_key())
+    fields = {"endpoint_url": services.s3_endpoint, "access_key_id": services.access_key}
+    Connections(store, box).create("lake-s3", "s3", {**fields, "secret_access_key": services.secret_key})
+    crawlers = Crawlers(store, box, environ={})  # S3 reached through the connection only
+    target = Target(kind="s3", path=root, connection="lake-s3")
+    crawlers.create(CrawlerSpec(name="c", database="lake", targets=[target], table_prefix="x_"))
 
     run = crawlers.run("c")
 
