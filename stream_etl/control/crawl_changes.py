@@ -174,17 +174,17 @@ class CatalogWriter:
         if not found.complete:  # only new folders were listed: the others are not gone
             return
         seen = {p.values for p in found.partitions}
-        for values, partition in known.items():
+        for values, registered in known.items():
             if values in seen:
                 continue
-            record = {"table": current.name, "values": list(values), "location": partition.location}
+            record = {"table": current.name, "values": list(values), "location": registered.location}
             if self.delete_behavior == "delete":
                 self.catalog.delete_partition(self.database, current.name, list(values))
                 self.changes.partitions_deleted.append(record)
-            elif self.delete_behavior == "deprecate" and not partition.parameters.get("deprecated"):
-                mark = {**partition.parameters, "deprecated": True, "deprecated_by_run": self.run_id}
+            elif self.delete_behavior == "deprecate" and not registered.parameters.get("deprecated"):
+                mark = {**registered.parameters, "deprecated": True, "deprecated_by_run": self.run_id}
                 self.catalog.add_partition(
-                    self.database, current.name, list(values), location=partition.location, parameters=mark
+                    self.database, current.name, list(values), location=registered.location, parameters=mark
                 )
                 self.changes.partitions_deprecated.append(record)
             elif self.delete_behavior == "log":
