@@ -223,7 +223,7 @@ def crawlers_runs(
     if as_json:
         _print_json([_dump(r) for r in found])
         return
-    table = Table("run", "crawler", "state", "started", "ended", "created", "updated", "partitions", "error")
+    table = Table("run", "crawler", "state", "started", "tables +/~", "partitions +", "error")
     for r in found:
         counts = r.changes.get("counts", {})
         table.add_row(
@@ -231,10 +231,8 @@ def crawlers_runs(
             r.crawler,
             r.state,
             str(r.started_at)[:19],
-            str(r.ended_at or "")[:19],
-            str(counts.get("tables_created", "")),
-            str(counts.get("tables_updated", "")),
-            str(counts.get("partitions_added", "")),
+            f"{counts.get('tables_created', 0)}/{counts.get('tables_updated', 0)}",
+            str(counts.get("partitions_added", 0)),
             (r.error or "")[:60],
         )
     out.print(table)
