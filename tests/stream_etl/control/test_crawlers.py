@@ -238,3 +238,18 @@ def test_postgres_tables_through_a_connection(store: Store, unique: str) -> None
             ("at", pa.timestamp("us", tz="UTC")),
         ]
     )
+
+
+def test_a_delta_table_on_s3_is_read_from_its_log(store: Store, services: Services, table_uri: str) -> None:
+    from deltalake import write_deltalake
+
+    write_deltalake(table_uri, pa.table({"id": [1], "day": ["d1"]}), storage_options=services.storage_options())
+    crawlers = Crawlers(store, environ=services.environment())
+    crawlers.create(CrawlerSpec(name="d", database="lake", targets=[Target(kind="s3", path=table_uri)]))
+
+    run = crawlers.run("d")
+
+    assert run.state == "SUCCEEDED", run.error
+    table = Catalog(store).get_table("lake", "table")
+    assert (table.format, table.location, table.parameters["delta_version"]) == ("delta", table_uri, 0)
+    assert table.arrow_schema().names == ["id", "day"]
