@@ -226,3 +226,26 @@ def test_a_custom_grok_classifier_wins_over_the_built_in_ones(store: Store, tmp_
             ("ms", pa.string()),
         ]
     )
+
+
+def test_a_json_path_classifier_reads_records_inside_pretty_printed_documents(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "batches").mkdir()
+    document = {"batch": 1, "records": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2.5}]}
+    (tmp_path / "batches" / "b1.json").write_text(json.dumps(document, indent=2))
+    (tmp_path / "arrays").mkdir()
+    (tmp_path / "arrays" / "a.json").write_text(json.dumps([{"x": 1}, {"x": 2, "y": "z"}], indent=2))
+    crawlers = Crawlers(store, environ={})
+    crawlers.create_classifier("records", "json_path", {"json_path": "$.records[*]"})
+    targets = [Target(kind="path", path=str(tmp_path / name)) for name in ("batches", "arrays")]
+    crawlers.create(CrawlerSpec(name="c", database="lake", targets=targets, classifiers=["records"]))
+
+    run = crawlers.run("c")
+
+    assert run.state == "SUCCEEDED", run.error
+    catalog = Catalog(store)
+    batches = catalog.get_table("lake", "batches")
+    assert batches.classification == "records"
+    assert batches.arrow_schema() == pa.schema([("sku", pa.string()), ("qty", pa.float64())])
+    arrays = catalog.get_table("lake", "arrays")
+    assert arrays.classification == "json"
+    assert arrays.arrow_schema() == pa.schema([("x", pa.int64()), ("y", pa.string())])
