@@ -50,6 +50,9 @@ def crawlers_create(
     schema_registry_url: Annotated[
         str | None, typer.Option(help="Confluent schema registry for Avro records in Kafka/Kinesis.")
     ] = None,
+    sample_from: Annotated[
+        str, typer.Option(help="Kafka: sample the last records of each partition (end) or the first (beginning).")
+    ] = "end",
     table_prefix: Annotated[str, typer.Option(help="Prefix of the table names.")] = "",
     update_behavior: Annotated[str, typer.Option(help="A changed schema: update (new version) or log.")] = "update",
     delete_behavior: Annotated[
@@ -76,6 +79,9 @@ def crawlers_create(
                 msg = f"connections {by_kind[kind]!r} and {conn!r} are both {kind}: give one per kind"
                 raise ConfigurationError(msg)
             by_kind[kind] = conn
+        if sample_from not in ("end", "beginning"):
+            msg = f"--sample-from must be end or beginning, not {sample_from!r}"
+            raise ConfigurationError(msg)
         options = {"schema_registry_url": schema_registry_url} if schema_registry_url else {}
         targets: list[dict[str, Any]] = []
         for kind, paths in (
@@ -91,7 +97,9 @@ def crawlers_create(
                     target["connection"] = kind_connection
                 if kind in ("s3", "path") and exclude:
                     target["exclusions"] = list(exclude)
-                if kind in ("kafka", "kinesis") and options:
+                if kind == "kafka" and sample_from != "end":
+                    target["options"] = {**options, "sample_from": sample_from}
+                elif kind in ("kafka", "kinesis") and options:
                     target["options"] = options
                 targets.append(target)
         if not targets:

@@ -103,6 +103,20 @@ def test_deprecate_marks_removed_tables_and_columns_and_unmarks_them_when_back(s
     assert catalog.get_table("lake", "a").parameters["deprecated_columns"] == []
 
 
+def test_exclusions_and_hidden_files_are_not_read(store: Store, tmp_path: Path) -> None:
+    _day(tmp_path / "t", "2026-11-20")
+    _file(tmp_path / "t" / "dt=2026-11-21" / "part-0.json.tmp", [{"other": 1}])
+    _file(tmp_path / "t" / ".staging" / "x.json", [{"other": 1}])
+    crawlers = Crawlers(store, environ={})
+    target = Target(kind="path", path=str(tmp_path / "t"), exclusions=["**/*.tmp"])
+    crawlers.create(CrawlerSpec(name="c", database="lake", targets=[target]))
+
+    run = crawlers.run("c")
+
+    assert run.changes["targets"][0]["sampled"] == 1
+    assert [p.values for p in Catalog(store).list_partitions("lake", "t")] == [["2026-11-20"]]
+
+
 def test_delete_drops_removed_tables_and_columns(store: Store, tmp_path: Path) -> None:
     _file(tmp_path / "a" / "x.json", [{"id": 1, "gone": True}])
     _file(tmp_path / "b" / "x.json", [{"url": "/", "ms": 3}])

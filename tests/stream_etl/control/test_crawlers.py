@@ -253,3 +253,18 @@ def test_a_delta_table_on_s3_is_read_from_its_log(store: Store, services: Servic
     table = Catalog(store).get_table("lake", "table")
     assert (table.format, table.location, table.parameters["delta_version"]) == ("delta", table_uri, 0)
     assert table.arrow_schema().names == ["id", "day"]
+
+
+def test_kafka_sampling_from_the_beginning_sees_the_first_records(
+    store: Store, services: Services, topic: Callable[..., str]
+) -> None:
+    name = topic(partitions=1)
+    produce(services.kafka_bootstrap, name, _orders(3) + _orders(3, coupon="X"))
+    crawlers = Crawlers(store, environ=services.environment())
+    target = Target(kind="kafka", path=name, options={"sample_from": "beginning"})
+    crawlers.create(CrawlerSpec(name="c", database="raw", targets=[target], sample_size=3))
+
+    run = crawlers.run("c")
+
+    assert run.state == "SUCCEEDED", run.error
+    assert Catalog(store).get_table("raw", name).arrow_schema().names == ["id", "user", "amount"]
