@@ -61,11 +61,12 @@ def crawlers_create(
     recrawl_policy: Annotated[str, typer.Option(help="everything or new_folders_only.")] = "everything",
     sample_size: Annotated[int, typer.Option(min=1, help="Records per partition/shard, lines per file.")] = 100,
     description: Annotated[str, typer.Option(help="What it crawls.")] = "",
+    replace: Annotated[bool, typer.Option("--replace", help="Update the crawler if it exists.")] = False,
     db: Db = None,
     key: Key = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Create a crawler. Example: stream-etl crawlers create orders --database lake --kafka-topic orders"""
+    """Create (or with --replace update) a crawler. Example: stream-etl crawlers create orders --database lake --kafka-topic orders"""
     from stream_etl.control.connections import Connections
     from stream_etl.control.crawl_targets import CONNECTION_KINDS
     from stream_etl.control.crawlers import parse_spec
@@ -119,7 +120,7 @@ def crawlers_create(
                 "description": description,
             }
         )
-        info = _crawlers(store, key, key_file).create(spec)
+        info = _crawlers(store, key, key_file).create(spec, replace=replace)
     _print_json(_dump(info))
 
 
