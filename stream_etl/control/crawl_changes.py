@@ -91,9 +91,8 @@ class CatalogWriter:
         self.source = f"crawler:{crawler}"
 
     def apply(self, found: Found) -> None:
-        current = self.catalog.find_table(found.location)
-        if current is not None and current.database != self.database:
-            current = None
+        location = found.location.rstrip("/")  # the same location may be registered in other databases too
+        current = next((t for t in self.catalog.list_tables(self.database) if t.location == location), None)
         if current is None:
             current = self._create(found)
         elif found.complete:

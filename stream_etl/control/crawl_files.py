@@ -116,14 +116,11 @@ def _known(prefix: _Prefix, folders: tuple[str, ...]) -> bool:
 
 
 def _classify(prefix: _Prefix, info: pafs.FileInfo, folders: tuple[str, ...]) -> _File | None:
-    if info.path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        with prefix.fs.open_input_file(info.path) as handle:
-            return _File(folders, "parquet", pq.ParquetFile(handle).schema_arrow, {})
     with prefix.fs.open_input_stream(info.path) as handle:
-        head = handle.read(HEAD_BYTES)
-    if head.startswith(b"PAR1"):
+        magic = handle.read(4)
+        parquet = magic == b"PAR1" or info.path.endswith(".parquet")
+        head = b"" if parquet else magic + handle.read(HEAD_BYTES - len(magic))
+    if parquet:  # the schema is in the footer
         import pyarrow.parquet as pq
 
         with prefix.fs.open_input_file(info.path) as handle:

@@ -179,6 +179,23 @@ def test_new_folders_only_reads_only_new_partition_folders(store: Store, tmp_pat
     assert [p.values for p in Catalog(store).list_partitions("lake", "events")] == [["2026-11-20"], ["2026-11-21"]]
 
 
+def test_a_location_registered_in_another_database_gets_its_own_table_once(store: Store, tmp_path: Path) -> None:
+    _file(tmp_path / "t" / "x.json", [{"id": 1}])
+    catalog = Catalog(store)
+    catalog.create_database("sinks")
+    catalog.create_table(
+        "sinks", "t", location=str(tmp_path / "t"), format="json", schema=pa.schema([("id", pa.int64())])
+    )
+    crawlers = _crawler(store, tmp_path / "t")
+
+    assert crawlers.run("c").changes["counts"]["tables_created"] == 1
+    again = crawlers.run("c")
+
+    assert again.state == "SUCCEEDED", again.error
+    assert again.changes["counts"]["tables_created"] == 0
+    assert [t.name for t in catalog.list_tables("lake")] == ["t"]
+
+
 def test_new_folders_only_needs_log_policies() -> None:
     with pytest.raises(ValidationError, match="new_folders_only"):
         CrawlerSpec(name="c", database="d", targets=[Target(kind="path", path="/x")], recrawl_policy="new_folders_only")
