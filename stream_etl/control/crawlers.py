@@ -34,7 +34,7 @@ from stream_etl.control.classifiers import ClassifierInfo, CustomClassifier, che
 from stream_etl.control.crawl_changes import CatalogWriter, Changes, DeleteBehavior, UpdateBehavior
 from stream_etl.control.crawl_targets import CONNECTION_KINDS, CrawlContext, Target, crawl, settings_for
 from stream_etl.control.crawler_models import Classifier, Crawler, CrawlerRun
-from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound
+from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound, not_valid
 from stream_etl.control.secrets import SecretBox
 from stream_etl.control.store import Store
 from stream_etl.errors import ConfigurationError
@@ -95,9 +95,7 @@ def parse_spec(values: dict[str, Any]) -> CrawlerSpec:
     try:
         return CrawlerSpec.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'crawler'}: {e['msg']}" for e in exc.errors())
-        msg = f"crawler is not valid: {problems}"
-        raise ConfigurationError(msg) from None
+        raise not_valid(exc, "crawler") from None
 
 
 def _run_info(row: CrawlerRun) -> CrawlerRunInfo:
