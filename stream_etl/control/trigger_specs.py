@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from stream_etl.control.catalog import check_name
+from stream_etl.control.errors import not_valid
 from stream_etl.control.models import utcnow
 from stream_etl.errors import ConfigurationError
 
@@ -141,9 +142,7 @@ def parse_trigger(values: dict[str, Any]) -> TriggerSpec:
     try:
         return TriggerSpec.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'trigger'}: {e['msg']}" for e in exc.errors())
-        msg = f"trigger is not valid: {problems}"
-        raise ConfigurationError(msg) from None
+        raise not_valid(exc, "trigger") from None
 
 
 def last_slot(schedule: str, now: datetime) -> datetime:
