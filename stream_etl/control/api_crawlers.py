@@ -38,8 +38,8 @@ def add_routes(app: FastAPI, store: Store, box: SecretBox | None, guards: Guards
         return crawlers.list_all()
 
     @app.post("/crawlers", tags=["crawlers"], dependencies=[operator], status_code=201)
-    def create_crawler(body: CrawlerSpec) -> CrawlerInfo:
-        return crawlers.create(body)
+    def create_crawler(body: CrawlerSpec, replace: bool = False) -> CrawlerInfo:
+        return crawlers.create(body, replace=replace)
 
     @app.get("/crawlers/{name}", tags=["crawlers"], dependencies=[viewer])
     def get_crawler(name: str) -> CrawlerInfo:

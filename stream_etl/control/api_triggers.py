@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 from stream_etl.control.api import Guards
 from stream_etl.control.secrets import SecretBox
 from stream_etl.control.store import Store
-from stream_etl.control.triggers import FiringInfo, TriggerInfo, Triggers, TriggerSpec
+from stream_etl.control.trigger_specs import FiringInfo, TriggerInfo, TriggerSpec
+from stream_etl.control.triggers import Triggers
 from stream_etl.control.workflows import WorkflowInfo, WorkflowRunInfo, Workflows, WorkflowSpec
 
 

@@ -50,6 +50,9 @@ def crawlers_create(
     schema_registry_url: Annotated[
         str | None, typer.Option(help="Confluent schema registry for Avro records in Kafka/Kinesis.")
     ] = None,
+    sample_from: Annotated[
+        str, typer.Option(help="Kafka: sample the last records of each partition (end) or the first (beginning).")
+    ] = "end",
     table_prefix: Annotated[str, typer.Option(help="Prefix of the table names.")] = "",
     update_behavior: Annotated[str, typer.Option(help="A changed schema: update (new version) or log.")] = "update",
     delete_behavior: Annotated[
@@ -58,11 +61,12 @@ def crawlers_create(
     recrawl_policy: Annotated[str, typer.Option(help="everything or new_folders_only.")] = "everything",
     sample_size: Annotated[int, typer.Option(min=1, help="Records per partition/shard, lines per file.")] = 100,
     description: Annotated[str, typer.Option(help="What it crawls.")] = "",
+    replace: Annotated[bool, typer.Option("--replace", help="Update the crawler if it exists.")] = False,
     db: Db = None,
     key: Key = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Create a crawler. Example: stream-etl crawlers create orders --database lake --kafka-topic orders"""
+    """Create (or with --replace update) a crawler. Example: stream-etl crawlers create orders --database lake --kafka-topic orders"""
     from stream_etl.control.connections import Connections
     from stream_etl.control.crawl_targets import CONNECTION_KINDS
     from stream_etl.control.crawlers import parse_spec
@@ -76,6 +80,9 @@ def crawlers_create(
                 msg = f"connections {by_kind[kind]!r} and {conn!r} are both {kind}: give one per kind"
                 raise ConfigurationError(msg)
             by_kind[kind] = conn
+        if sample_from not in ("end", "beginning"):
+            msg = f"--sample-from must be end or beginning, not {sample_from!r}"
+            raise ConfigurationError(msg)
         options = {"schema_registry_url": schema_registry_url} if schema_registry_url else {}
         targets: list[dict[str, Any]] = []
         for kind, paths in (
@@ -91,7 +98,9 @@ def crawlers_create(
                     target["connection"] = kind_connection
                 if kind in ("s3", "path") and exclude:
                     target["exclusions"] = list(exclude)
-                if kind in ("kafka", "kinesis") and options:
+                if kind == "kafka" and sample_from != "end":
+                    target["options"] = {**options, "sample_from": sample_from}
+                elif kind in ("kafka", "kinesis") and options:
                     target["options"] = options
                 targets.append(target)
         if not targets:
@@ -111,7 +120,7 @@ def crawlers_create(
                 "description": description,
             }
         )
-        info = _crawlers(store, key, key_file).create(spec)
+        info = _crawlers(store, key, key_file).create(spec, replace=replace)
     _print_json(_dump(info))
 
 
@@ -223,7 +232,7 @@ def crawlers_runs(
     if as_json:
         _print_json([_dump(r) for r in found])
         return
-    table = Table("run", "crawler", "state", "started", "ended", "created", "updated", "partitions", "error")
+    table = Table("run", "crawler", "state", "started", "tables +/~", "partitions +", "error")
     for r in found:
         counts = r.changes.get("counts", {})
         table.add_row(
@@ -231,10 +240,8 @@ def crawlers_runs(
             r.crawler,
             r.state,
             str(r.started_at)[:19],
-            str(r.ended_at or "")[:19],
-            str(counts.get("tables_created", "")),
-            str(counts.get("tables_updated", "")),
-            str(counts.get("partitions_added", "")),
+            f"{counts.get('tables_created', 0)}/{counts.get('tables_updated', 0)}",
+            str(counts.get("partitions_added", 0)),
             (r.error or "")[:60],
         )
     out.print(table)

@@ -17,7 +17,7 @@ from stream_etl.control.cli import err as _err
 from stream_etl.control.cli import out as _out
 
 if TYPE_CHECKING:
-    from stream_etl.control.triggers import FiringInfo
+    from stream_etl.control.trigger_specs import FiringInfo
     from stream_etl.control.workflows import WorkflowRunInfo
 
 triggers_app = typer.Typer(
@@ -88,7 +88,8 @@ def triggers_create(
     db: Db = None,
 ) -> None:
     """Create (or with --replace update) a trigger."""
-    from stream_etl.control.triggers import Triggers, parse_trigger
+    from stream_etl.control.trigger_specs import parse_trigger
+    from stream_etl.control.triggers import Triggers
 
     with _errors(), _store(db) as store:
         arguments = _pairs(arg, "argument")

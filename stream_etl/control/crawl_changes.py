@@ -12,7 +12,9 @@ AWS Glue's ``SchemaChangePolicy``, with these semantics:
   keeps them and marks them: ``deprecated: true`` (and when, by which run) in the table's
   parameters, or the column in its ``deprecated_columns``. A table or column found again
   loses the mark. Column removals are schema changes, so they apply only with ``update``.
-- Partitions (folders) found are registered with their locations if new.
+- Partitions (folders) found are registered with their locations if new; registered ones
+  whose folder is gone follow the delete behavior (``deprecated: true`` in the partition's
+  parameters for ``deprecate``), except with recrawl policy ``new_folders_only``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class Changes(BaseModel):
     columns_deprecated: list[dict[str, Any]] = Field(default_factory=list)
     columns_missing: list[dict[str, Any]] = Field(default_factory=list)
     partitions_added: list[dict[str, Any]] = Field(default_factory=list)
+    #: Registered partitions whose folder is gone, by the delete behavior.
+    partitions_deleted: list[dict[str, Any]] = Field(default_factory=list)
+    partitions_deprecated: list[dict[str, Any]] = Field(default_factory=list)
+    partitions_missing: list[dict[str, Any]] = Field(default_factory=list)
     unclassified: list[str] = Field(default_factory=list)
     targets: list[dict[str, Any]] = Field(default_factory=list)
     run_properties: dict[str, str] = Field(default_factory=dict)
@@ -58,6 +64,7 @@ class Changes(BaseModel):
             "tables_deprecated": len(self.tables_deprecated),
             "tables_deleted": len(self.tables_deleted),
             "partitions_added": len(self.partitions_added),
+            "partitions_deleted": len(self.partitions_deleted),
             "schema_changes_logged": len(self.schema_changes_logged),
         }
 
@@ -84,9 +91,8 @@ class CatalogWriter:
         self.source = f"crawler:{crawler}"
 
     def apply(self, found: Found) -> None:
-        current = self.catalog.find_table(found.location)
-        if current is not None and current.database != self.database:
-            current = None
+        location = found.location.rstrip("/")  # the same location may be registered in other databases too
+        current = next((t for t in self.catalog.list_tables(self.database) if t.location == location), None)
         if current is None:
             current = self._create(found)
         elif found.complete:
@@ -151,17 +157,37 @@ class CatalogWriter:
             self.catalog.update_table(self.database, current.name, parameters=parameters)
 
     def _partitions(self, current: TableInfo, found: Found) -> None:
-        if not found.partitions or list(current.partition_keys) != list(found.partition_keys):
+        if list(current.partition_keys) != list(found.partition_keys) or not found.partition_keys:
             return
-        known = {tuple(p.values) for p in self.catalog.list_partitions(self.database, current.name)}
+        known = {tuple(p.values): p for p in self.catalog.list_partitions(self.database, current.name)}
         for partition in found.partitions:
-            if partition.values not in known:
+            was = known.get(partition.values)
+            if was is None or was.parameters.get("deprecated"):
                 self.catalog.add_partition(
                     self.database, current.name, list(partition.values), location=partition.location
                 )
+            if was is None:
                 self.changes.partitions_added.append(
                     {"table": current.name, "values": list(partition.values), "location": partition.location}
                 )
+        if not found.complete:  # only new folders were listed: the others are not gone
+            return
+        seen = {p.values for p in found.partitions}
+        for values, registered in known.items():
+            if values in seen:
+                continue
+            record = {"table": current.name, "values": list(values), "location": registered.location}
+            if self.delete_behavior == "delete":
+                self.catalog.delete_partition(self.database, current.name, list(values))
+                self.changes.partitions_deleted.append(record)
+            elif self.delete_behavior == "deprecate" and not registered.parameters.get("deprecated"):
+                mark = {**registered.parameters, "deprecated": True, "deprecated_by_run": self.run_id}
+                self.catalog.add_partition(
+                    self.database, current.name, list(values), location=registered.location, parameters=mark
+                )
+                self.changes.partitions_deprecated.append(record)
+            elif self.delete_behavior == "log":
+                self.changes.partitions_missing.append(record)
 
     def remove_missing(self, crawled: list[Crawled]) -> None:
         """Apply the delete behavior to the crawler's tables that the ``crawled`` targets cover and did not find."""

@@ -4,8 +4,8 @@
    start with ``_`` or ``.`` (``_SUCCESS``, ``.crc``) and the target's exclusions are skipped.
 2. A folder holding ``_delta_log`` is one Delta table: schema and partition columns from the
    log (delta-rs); nothing below it is read as files.
-3. Every other file is classified from its head (JSON lines, CSV, Avro container, custom
-   classifiers) or its footer (Parquet). At most ``FILES_PER_FOLDER`` files per folder are
+3. Every other file is classified from its head (JSON lines, a JSON document or array, CSV,
+   Avro container, custom classifiers) or its footer (Parquet). At most ``FILES_PER_FOLDER`` files per folder are
    read, the newest first.
 4. Grouping (Glue's "compatible schemas at the same level"): the files under a folder make
    ONE table when they share a classification, sit at the same depth, and each file's
@@ -25,6 +25,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
 import pyarrow as pa
 import pyarrow.fs as pafs
 
@@ -115,20 +116,19 @@ def _known(prefix: _Prefix, folders: tuple[str, ...]) -> bool:
 
 
 def _classify(prefix: _Prefix, info: pafs.FileInfo, folders: tuple[str, ...]) -> _File | None:
-    if info.path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        with prefix.fs.open_input_file(info.path) as handle:
-            return _File(folders, "parquet", pq.ParquetFile(handle).schema_arrow, {})
     with prefix.fs.open_input_stream(info.path) as handle:
-        head = handle.read(HEAD_BYTES)
-    if head.startswith(b"PAR1"):
+        magic = handle.read(4)
+        parquet = magic == b"PAR1" or info.path.endswith(".parquet")
+        head = b"" if parquet else magic + handle.read(HEAD_BYTES - len(magic))
+    if parquet:  # the schema is in the footer
         import pyarrow.parquet as pq
 
         with prefix.fs.open_input_file(info.path) as handle:
             return _File(folders, "parquet", pq.ParquetFile(handle).schema_arrow, {})
     if head.startswith(b"Obj\x01"):
         samples = [head]
+    elif (document := _document(head)) is not None:
+        samples = document[: prefix.context.sample_size]
     else:
         lines = head.split(b"\n")
         if len(head) == HEAD_BYTES:
@@ -138,6 +138,21 @@ def _classify(prefix: _Prefix, info: pafs.FileInfo, folders: tuple[str, ...]) ->
     if answer is None:
         return None
     return _File(folders, answer.classification, answer.schema, dict(answer.parameters))
+
+
+def _document(head: bytes) -> list[bytes] | None:
+    """A whole file that is one JSON document over several lines (not JSON lines): a JSON array
+    gives its items as samples, an object itself (for JSON path classifiers)."""
+    body = head.strip()
+    if len(head) == HEAD_BYTES or body[:1] not in (b"[", b"{") or b"\n" not in body:
+        return None
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None  # JSON lines, or not JSON
+    if isinstance(value, list):
+        return [orjson.dumps(item) for item in value]
+    return [orjson.dumps(value)]
 
 
 def _delta(prefix: _Prefix, folders: tuple[str, ...]) -> Found:

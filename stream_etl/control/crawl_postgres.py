@@ -12,27 +12,18 @@ from typing import Any
 
 import pyarrow as pa
 
+from connectors.postgres.config import ARROW_FOR_SQL
 from stream_etl.control.crawl_streams import CrawlError
 from stream_etl.control.crawl_targets import CrawlContext, Crawled, Found, Target, table_name
 
+#: The sink's map of Postgres types to Arrow, and the types a crawl meets beyond it.
 _SIMPLE: dict[str, pa.DataType] = {
-    "smallint": pa.int16(),
-    "integer": pa.int32(),
-    "bigint": pa.int64(),
-    "real": pa.float32(),
-    "double precision": pa.float64(),
-    "boolean": pa.bool_(),
-    "text": pa.string(),
-    "character varying": pa.string(),
+    **ARROW_FOR_SQL,
     "character": pa.string(),
     "uuid": pa.string(),
     "json": pa.string(),
     "jsonb": pa.string(),
-    "bytea": pa.binary(),
-    "date": pa.date32(),
     "time without time zone": pa.time64("us"),
-    "timestamp without time zone": pa.timestamp("us"),
-    "timestamp with time zone": pa.timestamp("us", tz="UTC"),
     "interval": pa.duration("us"),
 }
 _COLUMNS = """

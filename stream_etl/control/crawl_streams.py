@@ -2,7 +2,8 @@
 
 Kafka: the consumer is assigned every partition directly (no group join) at the last
 ``sample_size`` offsets of each, reads to the end of each (keeping its last ``sample_size``
-records) or until the time runs out, and is closed. Kinesis: each shard is read from
+records) or until the time runs out, and is closed. The target option ``sample_from=beginning``
+reads the first ``sample_size`` records of each partition instead. Kinesis: each shard is read from
 ``TRIM_HORIZON`` up to ``sample_size`` records. The samples of a topic or stream are
 classified together (:func:`stream_etl.control.classifiers.classify`).
 """
@@ -75,7 +76,7 @@ def kafka_consumer_config(context: CrawlContext) -> dict[str, Any]:
 
 
 def crawl_kafka(target: Target, context: CrawlContext) -> Crawled:
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(kafka_consumer_config(context))
     try:
@@ -84,34 +85,46 @@ def crawl_kafka(target: Target, context: CrawlContext) -> Crawled:
         if topic is None or topic.error is not None or not topic.partitions:
             msg = f"Kafka topic {target.path!r} does not exist (or has no partitions): check the crawler's target"
             raise CrawlError(msg)
+        from_beginning = target.options.get("sample_from", "end") == "beginning"
         assignment = []
         for partition in sorted(topic.partitions):
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(target.path, partition), timeout=context.timeout_s
             )
             if high > low:
-                assignment.append(TopicPartition(target.path, partition, max(low, high - context.sample_size)))
-        # Read to the end of each partition keeping its last records: a broker may understate the
-        # high watermark (Tansu answers the last batch's base offset + 1), so the end is where EOF is.
-        last: dict[int, deque[bytes | None]] = {tp.partition: deque(maxlen=context.sample_size) for tp in assignment}
-        if assignment:
-            consumer.assign(assignment)
-            open_partitions = set(last)
-            deadline = time.monotonic() + context.timeout_s
-            while open_partitions and time.monotonic() < deadline:
-                for message in consumer.consume(num_messages=1000, timeout=0.2):
-                    error = message.error()
-                    partition = message.partition()
-                    if partition is None:
-                        continue
-                    if error is None:
-                        last[partition].append(message.value())
-                    elif error.code() == KafkaError._PARTITION_EOF:
-                        open_partitions.discard(partition)
-        samples = [value for values in last.values() for value in values]
+                start = low if from_beginning else max(low, high - context.sample_size)
+                assignment.append(TopicPartition(target.path, partition, start))
+        samples = _read(consumer, assignment, context, first=from_beginning) if assignment else []
     finally:
         consumer.close()
     return _found(target, context, samples, topic=target.path, partitions=len(topic.partitions))
+
+
+def _read(consumer: Any, assignment: list[Any], context: CrawlContext, *, first: bool) -> list[bytes | None]:
+    """The last (or with ``first``, the first) ``sample_size`` records of each assigned partition.
+
+    Reads to the end (EOF) of each partition: a broker may understate the high watermark (Tansu
+    answers the last batch's base offset + 1), so the end is where EOF is, not the watermark."""
+    from confluent_kafka import KafkaError
+
+    size = context.sample_size
+    kept: dict[int, deque[bytes | None]] = {tp.partition: deque(maxlen=size) for tp in assignment}
+    consumer.assign(assignment)
+    reading = set(kept)
+    deadline = time.monotonic() + context.timeout_s
+    while reading and time.monotonic() < deadline:
+        for message in consumer.consume(num_messages=1000, timeout=0.2):
+            partition, error = message.partition(), message.error()
+            if partition not in reading:
+                continue
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    reading.discard(partition)
+                continue
+            kept[partition].append(message.value())
+            if first and len(kept[partition]) == size:
+                reading.discard(partition)
+    return [value for values in kept.values() for value in values]
 
 
 def crawl_kinesis(target: Target, context: CrawlContext) -> Crawled:

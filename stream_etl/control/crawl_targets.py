@@ -41,7 +41,8 @@ class Target(BaseModel):
     connection: str | None = None
     #: Glob patterns of keys to skip under a prefix (``**/_tmp/**``, ``*.crc``).
     exclusions: list[str] = Field(default_factory=list)
-    #: Kind-specific options: ``schema_registry_url`` (Kafka/Kinesis Avro).
+    #: Kind-specific options: ``schema_registry_url`` (Kafka/Kinesis Avro), ``sample_from``
+    #: (Kafka: ``end``, the default, or ``beginning``).
     options: dict[str, str] = Field(default_factory=dict)
 
     def describe(self) -> str:

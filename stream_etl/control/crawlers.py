@@ -34,7 +34,7 @@ from stream_etl.control.classifiers import ClassifierInfo, CustomClassifier, che
 from stream_etl.control.crawl_changes import CatalogWriter, Changes, DeleteBehavior, UpdateBehavior
 from stream_etl.control.crawl_targets import CONNECTION_KINDS, CrawlContext, Target, crawl, settings_for
 from stream_etl.control.crawler_models import Classifier, Crawler, CrawlerRun
-from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound
+from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound, not_valid
 from stream_etl.control.secrets import SecretBox
 from stream_etl.control.store import Store
 from stream_etl.errors import ConfigurationError
@@ -95,9 +95,7 @@ def parse_spec(values: dict[str, Any]) -> CrawlerSpec:
     try:
         return CrawlerSpec.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'crawler'}: {e['msg']}" for e in exc.errors())
-        msg = f"crawler is not valid: {problems}"
-        raise ConfigurationError(msg) from None
+        raise not_valid(exc, "crawler") from None
 
 
 def _run_info(row: CrawlerRun) -> CrawlerRunInfo:
@@ -137,29 +135,30 @@ class Crawlers:
 
     # crawlers ----------------------------------------------------------------------------
 
-    def create(self, spec: CrawlerSpec) -> CrawlerInfo:
+    def create(self, spec: CrawlerSpec, *, replace: bool = False) -> CrawlerInfo:
+        """Create a crawler, or with ``replace`` update the one of that name (its runs stay)."""
         check_name("crawler", spec.name)
         check_name("database", spec.database)
         known = {c.name for c in self.classifiers()}
         if missing := [c for c in spec.classifiers if c not in known]:
-            msg = f"classifier(s) {missing} do not exist: create them with `stream-etl classifiers create`"
+            msg = f"classifier(s) {missing} do not exist: create them with `stream-etl crawlers classifiers create`"
             raise ConfigurationError(msg)
         self._check_connections(spec)
         try:
             with self.store.session() as session:
-                row = Crawler(
-                    name=spec.name,
-                    description=spec.description,
-                    targets=[t.model_dump(exclude_defaults=True) for t in spec.targets],
-                    database=spec.database,
-                    classifiers=list(spec.classifiers),
-                    table_prefix=spec.table_prefix,
-                    update_behavior=spec.update_behavior,
-                    delete_behavior=spec.delete_behavior,
-                    recrawl_policy=spec.recrawl_policy,
-                    sample_size=spec.sample_size,
-                )
-                session.add(row)
+                row = session.scalars(select(Crawler).where(Crawler.name == spec.name)).first() if replace else None
+                if row is None:
+                    row = Crawler(name=spec.name)
+                    session.add(row)
+                row.description = spec.description
+                row.targets = [t.model_dump(exclude_defaults=True) for t in spec.targets]
+                row.database = spec.database
+                row.classifiers = list(spec.classifiers)
+                row.table_prefix = spec.table_prefix
+                row.update_behavior = spec.update_behavior
+                row.delete_behavior = spec.delete_behavior
+                row.recrawl_policy = spec.recrawl_policy
+                row.sample_size = spec.sample_size
                 session.flush()
                 return self._info(row)
         except IntegrityError as exc:
@@ -272,8 +271,8 @@ class Crawlers:
         try:
             self._crawl(spec, run_id, changes)
         except Exception as exc:  # the run records any failure; the caller reads it from the run
-            log.warning("crawler %s run %s failed: %s", spec.name, run_id, exc)
-            error = f"{type(exc).__name__}: {exc}"
+            error = self._masked(spec, f"{type(exc).__name__}: {exc}")
+            log.warning("crawler %s run %s failed: %s", spec.name, run_id, error)
         changes.count()
         with self.store.session() as session:
             row = session.get(CrawlerRun, run_id)
@@ -331,12 +330,25 @@ class Crawlers:
         if spec.recrawl_policy == "everything":
             writer.remove_missing(done)
 
-    def _resolve(self, target: Target) -> Any:
-        if target.connection is None:
-            return None
+    def _masked(self, spec: CrawlerSpec, text: str) -> str:
+        """``text`` without the secrets of the crawler's connections (as test-connection does)."""
+        from stream_etl.control.connections import Connections, mask_text
+
+        secrets: list[str] = []
+        for name in spec.connections:
+            try:
+                secrets += Connections._secrets_of(self._resolve_name(name))
+            except Exception:  # noqa: S112 - a connection that cannot be read has no secret to hide here
+                continue
+        return mask_text(text, secrets)
+
+    def _resolve_name(self, name: str) -> Any:
         from stream_etl.control.connections import Connections
 
-        return Connections(self.store, self.box).resolve(target.connection)
+        return Connections(self.store, self.box).resolve(name)
+
+    def _resolve(self, target: Target) -> Any:
+        return None if target.connection is None else self._resolve_name(target.connection)
 
     def _environment(self, target: Target) -> dict[str, str]:
         if target.connection is None:

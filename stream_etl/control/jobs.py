@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from stream_etl.context import check_app_id
 from stream_etl.control.catalog import check_name
-from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound
+from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound, not_valid
 from stream_etl.control.models import Connection, Job, Run, utcnow
 from stream_etl.control.store import Store
 from stream_etl.errors import ConfigurationError
@@ -121,9 +121,7 @@ def parse_spec(values: dict[str, Any]) -> JobSpec:
     try:
         return JobSpec.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'job'}: {e['msg']}" for e in exc.errors())
-        msg = f"job is not valid: {problems}"
-        raise ConfigurationError(msg) from None
+        raise not_valid(exc, "job") from None
 
 
 def _job_info(row: Job) -> JobInfo:

@@ -37,12 +37,15 @@ from stream_etl.control.jobs import FINISHED
 from stream_etl.control.models import Job, Run, utcnow
 from stream_etl.control.store import Store
 from stream_etl.control.trigger_models import ActionRun, Trigger
-from stream_etl.control.triggers import EventCondition, FiringInfo, Predicate, Triggers, last_slot, satisfied
+from stream_etl.control.trigger_specs import EventCondition, FiringInfo, Predicate, last_slot, satisfied
+from stream_etl.control.triggers import Triggers
 from stream_etl.control.workflows import Workflows
 from stream_etl.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: Job actions still not queued this long after their firing were left by a process that stopped.
+LOST_AFTER_S = 60.0
 #: A crawler run's end states.
 _CRAWLER_ENDED = frozenset({"SUCCEEDED", "FAILED", "STOPPED", "CANCELLED"})
 
@@ -117,8 +120,14 @@ class Scheduler:
                     fired += self._conditional(name)
             except Exception:  # one broken trigger (a bad connection, a broker down) must not stop the others
                 log.exception("trigger %s: evaluation failed; trying again next tick", name)
+        lost = now - timedelta(seconds=LOST_AFTER_S)
+        self.triggers.start_jobs(older_than=lost)
+        self.triggers.fail_lost_jobs(lost)
         for run_id in self.workflows.running():
-            fired += self.workflows.advance(run_id)
+            try:
+                fired += self.workflows.advance(run_id)
+            except Exception:
+                log.exception("workflow run %d: advancing it failed; trying again next tick", run_id)
         for firing in fired:
             actions = ", ".join(f"{a.kind} {a.name} ({a.state})" for a in firing.actions)
             log.info("trigger %s fired [%s]: %s -> %s", firing.trigger, firing.slot, firing.reason, actions)
@@ -132,7 +141,7 @@ class Scheduler:
             row = session.scalars(select(Trigger).where(Trigger.name == name)).one()
             schedule, since = str(row.schedule), row.enabled_at
         slot = last_slot(schedule, now)
-        if slot < since.replace(microsecond=0):
+        if slot < since:  # a slot before the trigger (or its enabling) never fires
             return []
         fired = self.triggers.fire(
             name, slot=slot.isoformat(), reason=f"schedule {schedule!r}", new_workflow_run=in_workflow

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream_etl.control.connections import Connections, KafkaConnection, S3Connection
-from stream_etl.control.triggers import EventCondition
+from stream_etl.control.trigger_specs import EventCondition
 from stream_etl.errors import ConfigurationError
 from stream_etl.settings import Settings
 

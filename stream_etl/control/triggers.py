@@ -21,186 +21,28 @@ the same trigger at once insert the same slot; one of them wins, so nothing fire
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stream_etl.control.catalog import check_name
 from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound
 from stream_etl.control.jobs import Jobs
 from stream_etl.control.models import Job, utcnow
 from stream_etl.control.store import Store
 from stream_etl.control.trigger_models import ActionRun, Trigger, TriggerFiring, Workflow, WorkflowRun
+from stream_etl.control.trigger_specs import (
+    Action,
+    ActionRunInfo,
+    EventCondition,
+    FiringInfo,
+    Predicate,
+    TriggerInfo,
+    TriggerSpec,
+)
 from stream_etl.errors import ConfigurationError
-
-TriggerType = Literal["ON_DEMAND", "SCHEDULED", "CONDITIONAL", "EVENT"]
-#: End states a condition can wait for (crawler runs end SUCCEEDED or FAILED).
-EndState = Literal["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED"]
-#: An action run still going: its job run queued or running, its crawler waiting or running.
-ACTIVE_ACTIONS: frozenset[str] = frozenset({"STARTING", "WAITING", "RUNNING", "STOPPING"})
-FAILED_ACTIONS: frozenset[str] = frozenset({"FAILED", "TIMEOUT", "STOPPED"})
-
-
-class _Target(BaseModel):
-    """Exactly one of ``job`` and ``crawler``."""
-
-    job: str | None = None
-    crawler: str | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> _Target:
-        if (self.job is None) == (self.crawler is None):
-            msg = "give exactly one of job and crawler"
-            raise ValueError(msg)
-        return self
-
-    @property
-    def kind(self) -> Literal["job", "crawler"]:
-        return "job" if self.job is not None else "crawler"
-
-    @property
-    def target(self) -> str:
-        return self.job or self.crawler or ""
-
-
-class Condition(_Target):
-    state: EndState = "SUCCEEDED"
-
-
-class Predicate(BaseModel):
-    logical: Literal["AND", "ANY"] = "AND"
-    conditions: list[Condition] = Field(min_length=1)
-
-
-class EventCondition(BaseModel):
-    """New data that fires an EVENT trigger (Glue's EventBatchingCondition, for topics and prefixes)."""
-
-    source: Literal["kafka", "s3"]
-    topic: str | None = Field(default=None, description="kafka: the topic whose end offsets are watched")
-    location: str | None = Field(default=None, description="s3: s3://bucket/prefix whose new objects are watched")
-    connection: str | None = Field(
-        default=None, description="kafka or s3 connection; default: the scheduler's STREAM_ETL_* environment"
-    )
-    batch_size: int = Field(default=1, ge=1, description="new records (kafka) or objects (s3) that fire at once")
-    batch_window_s: float = Field(default=900.0, gt=0, description="fire this long after the first new data")
-
-    @model_validator(mode="after")
-    def _check(self) -> EventCondition:
-        if self.source == "kafka" and not self.topic:
-            msg = "a kafka event needs a topic"
-            raise ValueError(msg)
-        if self.source == "s3" and not (self.location or "").startswith("s3://"):
-            msg = "an s3 event needs a location s3://bucket/prefix"
-            raise ValueError(msg)
-        return self
-
-
-class Action(_Target):
-    arguments: dict[str, str] = Field(default_factory=dict, description="job arguments over the job's own")
-
-
-class TriggerSpec(BaseModel):
-    name: str
-    type: TriggerType
-    schedule: str | None = Field(default=None, description="cron, UTC: 5 fields, or 6 with seconds first")
-    predicate: Predicate | None = None
-    event: EventCondition | None = None
-    actions: list[Action] = Field(min_length=1)
-    enabled: bool = True
-    workflow: str | None = None
-    description: str = ""
-
-    @model_validator(mode="after")
-    def _check(self) -> TriggerSpec:
-        check_name("trigger", self.name)
-        needs = {"SCHEDULED": "schedule", "CONDITIONAL": "predicate", "EVENT": "event"}
-        for field in ("schedule", "predicate", "event"):
-            given = getattr(self, field) is not None
-            if given != (needs.get(self.type) == field):
-                msg = f"a {self.type} trigger {'needs' if not given else 'takes no'} {field}"
-                raise ValueError(msg)
-        if self.schedule is not None:
-            last_slot(self.schedule, utcnow())  # raises on a bad expression
-        return self
-
-
-class TriggerInfo(TriggerSpec):
-    enabled_at: datetime
-    created_at: datetime
-    updated_at: datetime
-
-
-class ActionRunInfo(BaseModel):
-    """One fired action: its job run or crawler run and state (inside a workflow: a node's run)."""
-
-    id: int
-    trigger: str
-    kind: Literal["job", "crawler"]
-    name: str
-    arguments: dict[str, str]
-    state: str
-    job_run_id: int | None
-    crawler_run_id: int | None
-    error: str | None
-    created_at: datetime
-    ended_at: datetime | None
-
-
-class FiringInfo(BaseModel):
-    id: int
-    trigger: str
-    slot: str
-    reason: str
-    workflow_run_id: int | None
-    fired_at: datetime
-    actions: list[ActionRunInfo]
-
-
-def parse_trigger(values: dict[str, Any]) -> TriggerSpec:
-    try:
-        return TriggerSpec.model_validate(values)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'trigger'}: {e['msg']}" for e in exc.errors())
-        msg = f"trigger is not valid: {problems}"
-        raise ConfigurationError(msg) from None
-
-
-def last_slot(schedule: str, now: datetime) -> datetime:
-    """The latest cron slot at or before ``now`` (UTC); 6 fields put seconds first."""
-    from croniter import croniter
-
-    try:
-        # croniter's get_prev is strictly earlier than its start: start one second on.
-        found: datetime = croniter(
-            schedule, now.replace(microsecond=0) + timedelta(seconds=1), second_at_beginning=True
-        ).get_prev(datetime)
-    except (ValueError, KeyError) as exc:  # croniter's errors are ValueErrors
-        msg = f"schedule {schedule!r} is not a cron expression: use 5 fields ('*/5 * * * *') or 6 with seconds first"
-        raise ConfigurationError(msg) from exc
-    return found
-
-
-def satisfied(predicate: Predicate, ended: Mapping[tuple[str, str], tuple[str, str]]) -> list[list[str]]:
-    """The groups of ended runs that fire a conditional trigger.
-
-    ``ended`` maps ``(kind, name)`` to the (state, key) of that job's or crawler's latest ended
-    run. AND: one group with every condition's run, when every condition is met. ANY: one
-    group per met condition. A group's keys make the firing's slot, so it fires once per group.
-    """
-    met: list[str] = []
-    for condition in predicate.conditions:
-        found = ended.get((condition.kind, condition.target))
-        if found is not None and found[0] == condition.state:
-            met.append(found[1])
-        elif predicate.logical == "AND":
-            return []
-    if predicate.logical == "AND":
-        return [sorted(set(met))]
-    return [[key] for key in dict.fromkeys(met)]
 
 
 def trigger_info(row: Trigger) -> TriggerInfo:
@@ -394,26 +236,54 @@ class Triggers:
         with self.store.session() as session:
             return self._firing_info(session, session.get_one(TriggerFiring, firing_id))
 
-    def start_jobs(self, *, firing_id: int | None = None, workflow_run_id: int | None = None) -> None:
-        """Queue the job runs of STARTING job actions (of a firing, or of a workflow run)."""
+    def start_jobs(
+        self, *, firing_id: int | None = None, workflow_run_id: int | None = None, older_than: datetime | None = None
+    ) -> None:
+        """Queue the job runs of STARTING job actions (of a firing, of a workflow run, or created before
+        ``older_than``: a scheduler's recovery of firings whose process stopped before queuing them).
+
+        Each action is claimed first (STARTING -> RUNNING, atomically), so no two processes queue one."""
         with self.store.session() as session:
             query = select(ActionRun).where(ActionRun.kind == "job", ActionRun.state == "STARTING")
             if firing_id is not None:
                 query = query.where(ActionRun.firing_id == firing_id)
             if workflow_run_id is not None:
                 query = query.where(ActionRun.workflow_run_id == workflow_run_id)
+            if older_than is not None:
+                query = query.where(ActionRun.created_at < older_than)
             pending = [(a.id, a.name, dict(a.arguments)) for a in session.scalars(query)]
         for action_id, job, arguments in pending:
+            with self.store.session() as session:
+                claimed = session.execute(
+                    update(ActionRun)
+                    .where(ActionRun.id == action_id, ActionRun.state == "STARTING")
+                    .values(state="RUNNING")
+                )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
             values: dict[str, Any]
             try:
                 run = self.jobs.start(job, arguments=arguments)
-                values = {"job_run_id": run.id, "state": "RUNNING"}
+                values = {"job_run_id": run.id}
             except (NotFound, InvalidState) as exc:  # no such job, or it is still running: this action failed
                 values = {"state": "FAILED", "error": str(exc), "ended_at": utcnow()}
             with self.store.session() as session:
-                action = session.get_one(ActionRun, action_id)
-                for key, value in values.items():
-                    setattr(action, key, value)
+                session.execute(update(ActionRun).where(ActionRun.id == action_id).values(**values))
+
+    def fail_lost_jobs(self, older_than: datetime) -> None:
+        """Job actions claimed before ``older_than`` whose job run was never queued (their process
+        stopped in between): FAILED, so that their workflow runs can end."""
+        with self.store.session() as session:
+            session.execute(
+                update(ActionRun)
+                .where(
+                    ActionRun.kind == "job",
+                    ActionRun.state == "RUNNING",
+                    ActionRun.job_run_id.is_(None),
+                    ActionRun.created_at < older_than,
+                )
+                .values(state="FAILED", error="the process that fired it stopped before queuing the job run")
+            )
 
     # lookups ------------------------------------------------------------------------
 

@@ -33,20 +33,16 @@ from stream_etl.control.jobs import Jobs
 from stream_etl.control.models import utcnow
 from stream_etl.control.store import Store
 from stream_etl.control.trigger_models import ActionRun, TriggerFiring, Workflow, WorkflowRun
-from stream_etl.control.triggers import (
+from stream_etl.control.trigger_specs import (
     ACTIVE_ACTIONS,
     FAILED_ACTIONS,
     ActionRunInfo,
     FiringInfo,
     Predicate,
-    Triggers,
     TriggerType,
-    action_info,
-    action_state,
-    action_status,
     satisfied,
-    trigger_info,
 )
+from stream_etl.control.triggers import Triggers, action_info, action_state, action_status, trigger_info
 from stream_etl.errors import ConfigurationError
 
 WorkflowRunState = Literal["RUNNING", "COMPLETED", "FAILED", "STOPPED"]

@@ -17,7 +17,8 @@ from deltalake.exceptions import TableNotFoundError
 from connectors.kafka.admin import produce
 from stream_etl.control.jobs import FINISHED, Jobs, RunInfo, parse_spec
 from stream_etl.control.store import Store
-from stream_etl.control.triggers import Triggers, parse_trigger
+from stream_etl.control.trigger_specs import parse_trigger
+from stream_etl.control.triggers import Triggers
 from stream_etl.samples import orders
 from tests.e2e.test_supervisor import _wait, control, metadata_url  # noqa: F401 - fixtures
 from tests.e2e.test_triggers import scheduler  # noqa: F401 - fixture

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,10 +31,11 @@ from stream_etl.control.crawlers import Crawlers, CrawlerSpec
 from stream_etl.control.jobs import FINISHED, Jobs, RunInfo, parse_spec
 from stream_etl.control.store import Store
 from stream_etl.control.tokens import Tokens
-from stream_etl.control.triggers import Triggers, parse_trigger
+from stream_etl.control.trigger_specs import parse_trigger
+from stream_etl.control.triggers import Triggers
 from stream_etl.control.workflows import WorkflowRunInfo, Workflows, WorkflowSpec
 from stream_etl.samples import orders
-from tests.e2e.test_supervisor import _job, _wait, control, metadata_url  # noqa: F401 - fixtures
+from tests.e2e.test_supervisor import _job, _wait, control, metadata_url, orders_of  # noqa: F401 - fixtures
 from tests.e2e.workers import ROOT, assert_same_orders, read_table
 from tests.services import Services
 
@@ -41,13 +44,12 @@ pytestmark = pytest.mark.timeout(600)
 Control = tuple[Store, subprocess.Popen[bytes], str]
 
 
-@pytest.fixture
-def scheduler(tmp_path: Path, services: Services, metadata_url: str) -> Iterator[Path]:  # noqa: F811
-    """`stream-etl scheduler` on the test's store, ticking every 0.3 s; yields its log's path."""
+@contextmanager
+def _scheduler(log: Path, services: Services, url: str) -> Iterator[Path]:
+    """`stream-etl scheduler` on the store at ``url``, ticking every 0.3 s, logging to ``log``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_ETL_")}
     env |= {"PYTHONPATH": str(ROOT), **services.environment()}  # crawler targets use the scheduler's settings
-    command = [sys.executable, "-m", "stream_etl", "scheduler", "--db", metadata_url, "--interval", "0.3"]
-    log = tmp_path / "scheduler.log"
+    command = [sys.executable, "-m", "stream_etl", "scheduler", "--db", url, "--interval", "0.3"]
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -62,6 +64,19 @@ def scheduler(tmp_path: Path, services: Services, metadata_url: str) -> Iterator
                 process.wait()
 
 
+@pytest.fixture
+def scheduler(tmp_path: Path, services: Services, metadata_url: str) -> Iterator[Path]:  # noqa: F811
+    with _scheduler(tmp_path / "scheduler.log", services, metadata_url) as log:
+        yield log
+
+
+@pytest.fixture
+def second_scheduler(tmp_path: Path, services: Services, metadata_url: str) -> Iterator[Path]:  # noqa: F811
+    """Another scheduler on the same store: each trigger slot must still fire once."""
+    with _scheduler(tmp_path / "scheduler-2.log", services, metadata_url) as log:
+        yield log
+
+
 def _until(check: Callable[[], object], what: str, log: Path, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -74,12 +89,13 @@ def _runs(jobs: Jobs, job: str, state: str = "SUCCEEDED") -> list[RunInfo]:
 
 
 @pytest.mark.parametrize("metadata_url", ["sqlite", "postgres"], indirect=True)
-def test_a_conditional_trigger_starts_the_second_job_after_the_first_succeeds(
+def test_a_conditional_trigger_starts_the_second_job_after_the_first_succeeds_with_two_schedulers(
     services: Services,
     topic: Callable[..., str],
     unique: str,
     control: Control,  # noqa: F811
     scheduler: Path,
+    second_scheduler: Path,
 ) -> None:
     store, _supervisor, log = control
     name = topic(partitions=2)
@@ -105,57 +121,41 @@ def test_a_conditional_trigger_starts_the_second_job_after_the_first_succeeds(
     (later,) = jobs.list_runs(job="second")
     assert later.started_at is not None and jobs.get_run(run.id).ended_at <= later.started_at  # type: ignore[operator]
     assert_same_orders(read_table(second, services), range(1_000))
-    assert "trigger after-first fired [job-run:" in scheduler.read_text()
+    time.sleep(1)  # a few more ticks of both schedulers
+    assert len(jobs.list_runs(job="second")) == 1 and len(Triggers(store).firings("after-first")) == 1
+    fired = [log for log in (scheduler, second_scheduler) if "trigger after-first fired [job-run:" in log.read_text()]
+    assert len(fired) == 1
 
 
-@pytest.mark.slow  # two until-caught-up runs of ~8 s each, 10 s apart
-def test_a_seconds_cron_trigger_runs_an_until_caught_up_job_on_schedule(
+@pytest.mark.slow  # two until-caught-up runs one period apart: ~25 s every 10 s, ~110 s every minute
+@pytest.mark.parametrize(
+    ("schedule", "period_s"), [("*/10 * * * * *", 10), ("* * * * *", 60)], ids=["every-10s", "every-minute"]
+)
+def test_a_cron_trigger_runs_an_until_caught_up_job_on_schedule(
     services: Services,
     topic: Callable[..., str],
     table_uri: str,
     unique: str,
     control: Control,  # noqa: F811
     scheduler: Path,
-) -> None:
-    store, _supervisor, _log = control
-    name = topic(partitions=1)
-    produce(services.kafka_bootstrap, name, orders(500))
-    jobs = Jobs(store)
-    jobs.create(parse_spec(_job("ticks", name, table_uri, unique, mode="until_caught_up")))
-    cron = {"name": "every-10s", "type": "SCHEDULED", "schedule": "*/10 * * * * *", "actions": [{"job": "ticks"}]}
-    Triggers(store).create(parse_trigger(cron))
-    _until(lambda: len(_runs(jobs, "ticks")) >= 2, "two scheduled runs never succeeded", scheduler, timeout=120)
-    slots = [f.slot for f in Triggers(store).firings("every-10s")]
-    assert all(s.endswith(("0+00:00",)) for s in slots), slots  # fired on the 10-second slots
-    assert len(slots) == len(set(slots))
-    assert_same_orders(read_table(table_uri, services), range(500))  # two runs, exactly once
-
-
-@pytest.mark.slow
-def test_a_cron_trigger_runs_an_until_caught_up_job_every_minute(
-    services: Services,
-    topic: Callable[..., str],
-    table_uri: str,
-    unique: str,
-    control: Control,  # noqa: F811
-    scheduler: Path,
+    schedule: str,
+    period_s: int,
 ) -> None:
     store, _supervisor, _log = control
     name = topic(partitions=1)
     produce(services.kafka_bootstrap, name, orders(300))
     jobs = Jobs(store)
-    jobs.create(parse_spec(_job("minutely", name, table_uri, unique, mode="until_caught_up")))
-    cron = {"name": "every-minute", "type": "SCHEDULED", "schedule": "* * * * *", "actions": [{"job": "minutely"}]}
+    jobs.create(parse_spec(_job("ticks", name, table_uri, unique, mode="until_caught_up")))
+    cron = {"name": "cron", "type": "SCHEDULED", "schedule": schedule, "actions": [{"job": "ticks"}]}
     Triggers(store).create(parse_trigger(cron))
-    _until(lambda: _runs(jobs, "minutely"), "the first minute's run", scheduler, timeout=100)
-    produce(services.kafka_bootstrap, name, orders(300, start=300))
-    _until(lambda: len(_runs(jobs, "minutely")) >= 2, "the second minute's run", scheduler, timeout=100)
-    slots = sorted(f.slot for f in Triggers(store).firings("every-minute"))[:2]
-    assert all(s.endswith(":00+00:00") for s in slots)
-    assert (time.mktime(time.strptime(slots[1][:19], "%Y-%m-%dT%H:%M:%S"))) - time.mktime(
-        time.strptime(slots[0][:19], "%Y-%m-%dT%H:%M:%S")
-    ) == 60
-    assert_same_orders(read_table(table_uri, services), range(600))
+    _until(lambda: _runs(jobs, "ticks"), "the first scheduled run", scheduler, timeout=period_s + 40)
+    produce(services.kafka_bootstrap, name, orders(300, start=300))  # the next run reads these
+    _until(lambda: len(_runs(jobs, "ticks")) >= 2, "the second scheduled run", scheduler, timeout=period_s + 40)
+    fired = sorted(datetime.fromisoformat(f.slot) for f in Triggers(store).firings("cron"))
+    assert fired[1] - fired[0] == timedelta(seconds=period_s) and fired[0].second % period_s == 0
+    valid = sum(1 for amount in orders_of(range(600)) if amount >= 0)  # (a run may start before the produce)
+    _until(lambda: (t := read_table(table_uri, services)) is not None and t.num_rows >= valid, "600 orders", scheduler)
+    assert_same_orders(read_table(table_uri, services), range(600))  # every run exactly once
 
 
 def _workflow_ended(workflows: Workflows, run_id: int, log: Path) -> WorkflowRunInfo:

@@ -46,6 +46,10 @@ def test_create_run_and_list_a_crawler(store: Store, tmp_path: Path) -> None:
     assert code == 0
     assert [r["state"] for r in json.loads(output)] == ["SUCCEEDED"]
     assert "SUCCEEDED" in _cli(store, "crawlers", "list")[1]
+    code, output = _cli(store, "crawlers", "create", "ev", "--database", "lake", "--path", str(tmp_path), "--replace")
+    assert code == 0, output
+    assert json.loads(output)["last_run"]["state"] == "SUCCEEDED"  # the runs stay
+    assert _cli(store, "crawlers", "create", "ev", "--database", "lake", "--path", str(tmp_path))[0] == 1  # exists
     assert _cli(store, "crawlers", "delete", "ev")[0] == 0
     assert _cli(store, "crawlers", "show", "ev")[0] == 1
 

@@ -103,6 +103,20 @@ def test_deprecate_marks_removed_tables_and_columns_and_unmarks_them_when_back(s
     assert catalog.get_table("lake", "a").parameters["deprecated_columns"] == []
 
 
+def test_exclusions_and_hidden_files_are_not_read(store: Store, tmp_path: Path) -> None:
+    _day(tmp_path / "t", "2026-11-20")
+    _file(tmp_path / "t" / "dt=2026-11-21" / "part-0.json.tmp", [{"other": 1}])
+    _file(tmp_path / "t" / ".staging" / "x.json", [{"other": 1}])
+    crawlers = Crawlers(store, environ={})
+    target = Target(kind="path", path=str(tmp_path / "t"), exclusions=["**/*.tmp"])
+    crawlers.create(CrawlerSpec(name="c", database="lake", targets=[target]))
+
+    run = crawlers.run("c")
+
+    assert run.changes["targets"][0]["sampled"] == 1
+    assert [p.values for p in Catalog(store).list_partitions("lake", "t")] == [["2026-11-20"]]
+
+
 def test_delete_drops_removed_tables_and_columns(store: Store, tmp_path: Path) -> None:
     _file(tmp_path / "a" / "x.json", [{"id": 1, "gone": True}])
     _file(tmp_path / "b" / "x.json", [{"url": "/", "ms": 3}])
@@ -118,6 +132,32 @@ def test_delete_drops_removed_tables_and_columns(store: Store, tmp_path: Path) -
     catalog = Catalog(store)
     assert [t.name for t in catalog.list_tables("lake")] == ["a"]
     assert catalog.get_table("lake", "a").arrow_schema() == pa.schema([("id", pa.int64())])
+
+
+@pytest.mark.parametrize("behavior", ["deprecate", "delete", "log"])
+def test_a_partition_folder_gone_follows_the_delete_behavior(store: Store, tmp_path: Path, behavior: str) -> None:
+    root = tmp_path / "events"
+    _day(root, "2026-11-20")
+    _day(root, "2026-11-21")
+    update = "log" if behavior == "log" else "update"
+    crawlers = _crawler(store, root, delete_behavior=behavior, update_behavior=update)
+    crawlers.run("c")
+    shutil.rmtree(root / "dt=2026-11-20")
+
+    run = crawlers.run("c")
+
+    gone = {"table": "events", "values": ["2026-11-20"], "location": f"{root}/dt=2026-11-20"}
+    key = {"deprecate": "partitions_deprecated", "delete": "partitions_deleted", "log": "partitions_missing"}[behavior]
+    assert run.changes[key] == [gone]
+    partitions = {tuple(p.values): p for p in Catalog(store).list_partitions("lake", "events")}
+    if behavior == "delete":
+        assert list(partitions) == [("2026-11-21",)]
+    else:
+        assert partitions[("2026-11-20",)].parameters.get("deprecated") is (True if behavior == "deprecate" else None)
+    if behavior == "deprecate":
+        _day(root, "2026-11-20")
+        crawlers.run("c")
+        assert not Catalog(store).list_partitions("lake", "events")[0].parameters.get("deprecated")
 
 
 def test_new_folders_only_reads_only_new_partition_folders(store: Store, tmp_path: Path) -> None:
@@ -137,6 +177,23 @@ def test_new_folders_only_reads_only_new_partition_folders(store: Store, tmp_pat
     ]
     assert run.changes["schema_changes_logged"] == []
     assert [p.values for p in Catalog(store).list_partitions("lake", "events")] == [["2026-11-20"], ["2026-11-21"]]
+
+
+def test_a_location_registered_in_another_database_gets_its_own_table_once(store: Store, tmp_path: Path) -> None:
+    _file(tmp_path / "t" / "x.json", [{"id": 1}])
+    catalog = Catalog(store)
+    catalog.create_database("sinks")
+    catalog.create_table(
+        "sinks", "t", location=str(tmp_path / "t"), format="json", schema=pa.schema([("id", pa.int64())])
+    )
+    crawlers = _crawler(store, tmp_path / "t")
+
+    assert crawlers.run("c").changes["counts"]["tables_created"] == 1
+    again = crawlers.run("c")
+
+    assert again.state == "SUCCEEDED", again.error
+    assert again.changes["counts"]["tables_created"] == 0
+    assert [t.name for t in catalog.list_tables("lake")] == ["t"]
 
 
 def test_new_folders_only_needs_log_policies() -> None:
@@ -200,3 +257,26 @@ def test_a_custom_grok_classifier_wins_over_the_built_in_ones(store: Store, tmp_
             ("ms", pa.string()),
         ]
     )
+
+
+def test_a_json_path_classifier_reads_records_inside_pretty_printed_documents(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "batches").mkdir()
+    document = {"batch": 1, "records": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2.5}]}
+    (tmp_path / "batches" / "b1.json").write_text(json.dumps(document, indent=2))
+    (tmp_path / "arrays").mkdir()
+    (tmp_path / "arrays" / "a.json").write_text(json.dumps([{"x": 1}, {"x": 2, "y": "z"}], indent=2))
+    crawlers = Crawlers(store, environ={})
+    crawlers.create_classifier("records", "json_path", {"json_path": "$.records[*]"})
+    targets = [Target(kind="path", path=str(tmp_path / name)) for name in ("batches", "arrays")]
+    crawlers.create(CrawlerSpec(name="c", database="lake", targets=targets, classifiers=["records"]))
+
+    run = crawlers.run("c")
+
+    assert run.state == "SUCCEEDED", run.error
+    catalog = Catalog(store)
+    batches = catalog.get_table("lake", "batches")
+    assert batches.classification == "records"
+    assert batches.arrow_schema() == pa.schema([("sku", pa.string()), ("qty", pa.float64())])
+    arrays = catalog.get_table("lake", "arrays")
+    assert arrays.classification == "json"
+    assert arrays.arrow_schema() == pa.schema([("x", pa.int64()), ("y", pa.string())])

@@ -137,6 +137,7 @@ def test_s3_hive_folders_become_one_partitioned_table(store: Store, services: Se
         "tables_deprecated": 0,
         "tables_deleted": 0,
         "partitions_added": 4,
+        "partitions_deleted": 0,
         "schema_changes_logged": 0,
     }
 
@@ -153,8 +154,17 @@ def test_incompatible_folders_become_separate_tables(store: Store, services: Ser
     buffer = io.BytesIO()
     pq.write_table(pa.table({"url": ["/a"], "ms": [12]}), buffer)
     _write(services, f"{root}/clicks/part-0.parquet", buffer.getvalue())
-    crawlers = Crawlers(store, environ=services.environment())
-    crawlers.create(CrawlerSpec(name="c", database="lake", targets=[Target(kind="s3", path=root)], table_prefix="x_"))
+    from cryptography.fernet import Fernet
+
+    from stream_etl.control.connections import Connections
+    from stream_etl.control.secrets import SecretBox
+
+    box = SecretBox(Fernet.generate_key())
+    fields = {"endpoint_url": services.s3_endpoint, "access_key_id": services.access_key}
+    Connections(store, box).create("lake-s3", "s3", {**fields, "secret_access_key": services.secret_key})
+    crawlers = Crawlers(store, box, environ={})  # S3 reached through the connection only
+    target = Target(kind="s3", path=root, connection="lake-s3")
+    crawlers.create(CrawlerSpec(name="c", database="lake", targets=[target], table_prefix="x_"))
 
     run = crawlers.run("c")
 
@@ -228,3 +238,33 @@ def test_postgres_tables_through_a_connection(store: Store, unique: str) -> None
             ("at", pa.timestamp("us", tz="UTC")),
         ]
     )
+
+
+def test_a_delta_table_on_s3_is_read_from_its_log(store: Store, services: Services, table_uri: str) -> None:
+    from deltalake import write_deltalake
+
+    write_deltalake(table_uri, pa.table({"id": [1], "day": ["d1"]}), storage_options=services.storage_options())
+    crawlers = Crawlers(store, environ=services.environment())
+    crawlers.create(CrawlerSpec(name="d", database="lake", targets=[Target(kind="s3", path=table_uri)]))
+
+    run = crawlers.run("d")
+
+    assert run.state == "SUCCEEDED", run.error
+    table = Catalog(store).get_table("lake", "table")
+    assert (table.format, table.location, table.parameters["delta_version"]) == ("delta", table_uri, 0)
+    assert table.arrow_schema().names == ["id", "day"]
+
+
+def test_kafka_sampling_from_the_beginning_sees_the_first_records(
+    store: Store, services: Services, topic: Callable[..., str]
+) -> None:
+    name = topic(partitions=1)
+    produce(services.kafka_bootstrap, name, _orders(3) + _orders(3, coupon="X"))
+    crawlers = Crawlers(store, environ=services.environment())
+    target = Target(kind="kafka", path=name, options={"sample_from": "beginning"})
+    crawlers.create(CrawlerSpec(name="c", database="raw", targets=[target], sample_size=3))
+
+    run = crawlers.run("c")
+
+    assert run.state == "SUCCEEDED", run.error
+    assert Catalog(store).get_table("raw", name).arrow_schema().names == ["id", "user", "amount"]

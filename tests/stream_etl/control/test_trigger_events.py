@@ -15,7 +15,8 @@ from stream_etl.control.jobs import Jobs, parse_spec
 from stream_etl.control.models import utcnow
 from stream_etl.control.scheduler import Scheduler
 from stream_etl.control.store import Store
-from stream_etl.control.triggers import Triggers, parse_trigger
+from stream_etl.control.trigger_specs import parse_trigger
+from stream_etl.control.triggers import Triggers
 from tests.services import Services
 
 

@@ -11,9 +11,11 @@ import pytest
 from stream_etl.control.connections import Connections
 from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound
 from stream_etl.control.jobs import Jobs, parse_spec
+from stream_etl.control.models import utcnow
 from stream_etl.control.scheduler import Scheduler
 from stream_etl.control.store import Store
-from stream_etl.control.triggers import Triggers, last_slot, parse_trigger
+from stream_etl.control.trigger_specs import last_slot, parse_trigger
+from stream_etl.control.triggers import Triggers
 from stream_etl.errors import ConfigurationError
 
 
@@ -177,3 +179,26 @@ def test_conditional_and_waits_for_every_condition_and_any_for_one(store: Store)
     assert sorted(fired) == ["all", "one"]
     assert fired["all"].slot == f"job-run:{run_a.id},job-run:{run_b.id}"
     assert fired["one"].slot == f"job-run:{run_b.id}"
+
+
+def test_job_actions_left_by_a_stopped_process_are_queued_or_failed_by_a_scheduler(store: Store) -> None:
+    from stream_etl.control.trigger_models import ActionRun
+
+    jobs = _jobs(store, "a", "b")
+    Triggers(store).create(parse_trigger({"name": "go", "type": "ON_DEMAND", "actions": [{"job": "a"}]}))
+    old = utcnow() - timedelta(minutes=5)
+    with store.session() as session:  # what a process that died right after committing a firing leaves
+        session.add(
+            ActionRun(trigger="go", kind="job", name="a", arguments={"k": "v"}, state="STARTING", created_at=old)
+        )
+        session.add(ActionRun(trigger="go", kind="job", name="b", arguments={}, state="RUNNING", created_at=old))
+    scheduler = _scheduler(store)
+    scheduler.tick(utcnow() - timedelta(minutes=4, seconds=30))  # not lost yet
+    assert jobs.list_runs(job="a") == []
+    scheduler.tick()
+    (run,) = jobs.list_runs(job="a")
+    assert run.arguments == {"k": "v"}
+    with store.session() as session:
+        states = {a.name: (a.state, a.job_run_id, a.error) for a in session.query(ActionRun)}
+    assert states["a"] == ("RUNNING", run.id, None)
+    assert states["b"][0] == "FAILED" and "stopped before queuing" in str(states["b"][2])

@@ -11,7 +11,8 @@ from stream_etl.control.errors import InvalidState
 from stream_etl.control.jobs import Jobs, parse_spec
 from stream_etl.control.scheduler import Scheduler
 from stream_etl.control.store import Store
-from stream_etl.control.triggers import Triggers, parse_trigger
+from stream_etl.control.trigger_specs import parse_trigger
+from stream_etl.control.triggers import Triggers
 from stream_etl.control.workflows import WorkflowRunInfo, Workflows, WorkflowSpec
 from stream_etl.errors import ConfigurationError
 
