@@ -44,7 +44,7 @@ app = typer.Typer(
 dev_app = typer.Typer(
     help="A local Kafka broker and S3 for development, as plain processes (no Docker).", no_args_is_help=True
 )
-table_app = typer.Typer(help="Look at Delta tables.", no_args_is_help=True)
+table_app = typer.Typer(help="Look at and maintain Delta tables (compact, vacuum, checkpoint).", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 app.add_typer(table_app, name="table")
 
@@ -521,6 +521,11 @@ def table_show(
         for name, value in row.items():
             view.add_row(name, str(value))
         out.print(view)
+
+
+from stream_etl import cli_table  # noqa: E402 - after table_app; it imports nothing heavy
+
+cli_table.register(table_app)
 
 
 # dev --------------------------------------------------------------------------------

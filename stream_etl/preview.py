@@ -55,7 +55,7 @@ class Preview:
     dead_letters: pa.Table | None
 
 
-class _NoStoredPositions:
+class NoStoredPositions:
     """Assignment listener that starts every partition at the source's start position."""
 
     def on_assigned(self, partitions: Sequence[SourcePartition]) -> dict[SourcePartition, int]:
@@ -85,7 +85,7 @@ def preview(
     for node in topology.steps():
         if node.step is not None:
             node.step.open(ctx)
-    reader = source_node.source.for_preview().open(ctx, _NoStoredPositions())
+    reader = source_node.source.for_preview().open(ctx, NoStoredPositions())
     try:
         reader.start()
         batch = _read(reader, limit, timeout_s)

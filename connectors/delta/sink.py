@@ -52,6 +52,11 @@ log = logging.getLogger(__name__)
 #: Recorded in every commit's metadata, to tell which worker process wrote it.
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
+#: The txn version `stream-etl bookmarks reset` stores: the partition has no stored position
+#: (Delta cannot delete a txn action). Any version below -1 reads as none; -1 is a real
+#: position (nothing read yet: resume at offset 0).
+FORGOTTEN = -2
+
 #: delta-rs raises object store failures met while writing (S3 unreachable, a reset
 #: connection) as a plain DeltaError carrying object_store's message; these mark them.
 _STORAGE_FAILURE = re.compile(
@@ -154,10 +159,11 @@ class DeltaSnapshot:
             return None
         if partition not in self._positions:
             try:
-                self._positions[partition] = self.table.transaction_version(txn_app_id(self.app_id, partition))
+                stored = self.table.transaction_version(txn_app_id(self.app_id, partition))
             except (OSError, DeltaError) as exc:
                 msg = f"reading the stored position of {partition} failed: {exc}"
                 raise SinkUnavailable(msg, table_uri=self.table.table_uri) from exc
+            self._positions[partition] = None if stored is None or stored < -1 else stored
         return self._positions[partition]
 
 
@@ -165,6 +171,10 @@ def _adds_columns(written: pa.Schema, before: pa.Schema | None) -> bool:
     """Whether a commit of ``written`` changed a table whose schema was ``before`` (merge mode only
     ever adds columns; values are cast to the table's types): a name check, cheap per commit."""
     return before is not None and not set(written.names) <= set(before.names)
+
+
+def _below(stored: int | None, committed: int) -> bool:
+    return stored is None or stored < committed
 
 
 def txn_app_id(app_id: str, partition: SourcePartition) -> str:
@@ -181,6 +191,8 @@ class DeltaWriter(SinkWriter):
         self.catalog = ctx.catalog
         self.options = storage_options(sink.uri, ctx.settings, sink.storage_options)
         self._table: DeltaTable | None = self._load()
+        #: What this writer last committed per partition, to notice a rewind (see :meth:`_rewound`).
+        self._committed: dict[SourcePartition, int] = {}
         if self._table is not None and sink.partition_by:
             existing = self._table.metadata().partition_columns
             if list(existing) != sink.partition_by:
@@ -287,6 +299,7 @@ class DeltaWriter(SinkWriter):
         *,
         cursors: Mapping[SourcePartition, str] | None = None,
     ) -> CommitInfo:
+        self._rewound(snapshot, positions)
         if table is None:
             if snapshot.schema is None:
                 log.info("no rows and no table %s yet: positions are not stored", self.sink.uri)
@@ -329,12 +342,25 @@ class DeltaWriter(SinkWriter):
             if creating:  # another worker created the table first
                 raise PositionConflict(msg, table_uri=self.sink.uri) from exc
             raise SinkRejected(msg, table_uri=self.sink.uri) from exc
+        self._committed.update(positions)
         if creating:
             self._table = self._load()
         version = self._table.version() if self._table is not None else None
         if self.catalog is not None and (creating or _adds_columns(table.schema, snapshot.schema)):
             self._tell_catalog(created=creating)
         return CommitInfo(rows=table.num_rows, version=version)
+
+    def _rewound(self, snapshot: DeltaSnapshot, positions: Mapping[SourcePartition, int]) -> None:
+        """Refuse to commit over a rewind: when a partition's stored position is below what this
+        writer committed for it (only `stream-etl bookmarks rewind|reset` moves positions back),
+        the batch in hand was read from the old position. PositionConflict makes the run loop
+        drop it, re-read the positions and re-seek, so the rewind takes effect."""
+        back = [sp for sp in positions if sp in self._committed and _below(snapshot.position(sp), self._committed[sp])]
+        if back:
+            for sp in back:
+                del self._committed[sp]
+            msg = f"the stored positions of {[str(p) for p in back]} in {self.sink.uri} were moved back (a rewind)"
+            raise PositionConflict(msg, table_uri=self.sink.uri, table_version=snapshot.version, positions=positions)
 
     def _conflict(
         self, exc: CommitFailedError, snapshot: DeltaSnapshot, positions: dict[SourcePartition, int]
@@ -347,6 +373,8 @@ class DeltaWriter(SinkWriter):
             msg = f"commit to {self.sink.uri} failed ({exc}) and re-reading the table failed too: {again}"
             return SinkUnavailable(msg, table_uri=self.sink.uri)
         moved = [sp for sp in positions if fresh.position(sp) != snapshot.position(sp)]
+        for sp in moved:  # re-read on the re-seek; a rewind that won this race is no longer news
+            self._committed.pop(sp, None)
         if moved or snapshot.table is None:
             msg = f"commit to {self.sink.uri} conflicted: another writer stored positions for {[str(p) for p in moved]}"
             return PositionConflict(msg, table_uri=self.sink.uri, table_version=snapshot.version, positions=positions)

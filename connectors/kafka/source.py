@@ -186,11 +186,9 @@ class KafkaReader(SourceReader):
         if not partitions:
             return
         if isinstance(start, datetime):
-            millis = int(start.timestamp() * 1000)
-            query = [ck.TopicPartition(tp.topic, tp.partition, millis) for tp in partitions]
-            found = self.consumer.offsets_for_times(query, timeout=self.config.connect_timeout_s)
-            for tp, hit in zip(partitions, found, strict=True):
-                tp.offset = hit.offset if hit.offset >= 0 else ck.OFFSET_END
+            found = self.offsets_at([SourcePartition(tp.topic, tp.partition) for tp in partitions], start)
+            for tp, offset in zip(partitions, found.values(), strict=True):
+                tp.offset = ck.OFFSET_END if offset is None else offset
         elif start == "earliest":
             for tp in partitions:
                 tp.offset = ck.OFFSET_BEGINNING
@@ -198,6 +196,13 @@ class KafkaReader(SourceReader):
             ends = self._true_ends([SourcePartition(tp.topic, tp.partition) for tp in partitions])
             for tp in partitions:
                 tp.offset = ends.get(SourcePartition(tp.topic, tp.partition), ck.OFFSET_END)
+
+    def offsets_at(self, partitions: list[SourcePartition], when: datetime) -> dict[SourcePartition, int | None]:
+        """Per partition, the offset of its first record at or after ``when`` (None: none yet)."""
+        millis = int(when.timestamp() * 1000)
+        query = [ck.TopicPartition(sp.stream, int(sp.partition), millis) for sp in partitions]
+        found = self.consumer.offsets_for_times(query, timeout=self.config.connect_timeout_s)
+        return {sp: (hit.offset if hit.offset >= 0 else None) for sp, hit in zip(partitions, found, strict=True)}
 
     def _on_assign(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
         sps = [SourcePartition(tp.topic, tp.partition) for tp in partitions]

@@ -274,6 +274,17 @@ class Catalog:
                 values=list(row.values), location=row.location, parameters=row.parameters, created_at=row.created_at
             )
 
+    def delete_partition(self, database: str, name: str, values: Sequence[str]) -> None:
+        with self.store.session() as session:
+            table = self._table(session, database, name)
+            key = json.dumps(list(values))
+            row = session.scalars(
+                select(Partition).where(Partition.table_id == table.id, Partition.values_key == key)
+            ).first()
+            if row is None:
+                raise NotFound(kind="partition", name=f"{database}.{name} {list(values)}")
+            session.delete(row)
+
     def list_partitions(self, database: str, name: str) -> list[PartitionInfo]:
         with self.store.session() as session:
             table = self._table(session, database, name)

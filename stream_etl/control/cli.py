@@ -65,7 +65,14 @@ api_app = typer.Typer(help="The REST API (FastAPI; OpenAPI at /openapi.json).", 
 
 # Command groups in modules beside this one: (module path, attribute of its typer.Typer, name).
 # Each module keeps its heavy imports inside its commands, as this one does.
-COMMAND_MODULES: tuple[tuple[str, str, str], ...] = (("stream_etl.control.cli_registry", "registry_app", "registry"),)
+COMMAND_MODULES: tuple[tuple[str, str, str], ...] = (
+    ("stream_etl.control.cli_registry", "registry_app", "registry"),
+    ("stream_etl.control.cli_crawlers", "crawlers_app", "crawlers"),
+    ("stream_etl.control.cli_triggers", "triggers_app", "triggers"),
+    ("stream_etl.control.cli_triggers", "workflows_app", "workflows"),
+    ("stream_etl.control.cli_triggers", "scheduler_app", "scheduler"),
+    ("stream_etl.control.cli_bookmarks", "bookmarks_app", "bookmarks"),
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -407,7 +414,14 @@ def jobs_create(
     name: Annotated[str, typer.Argument(help="Job name.")],
     topology: Annotated[
         str, typer.Option(help="path/to/module.py[:attribute] (relative to the supervisor's directory).")
-    ],
+    ] = "",
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="topology, or table maintenance: compact, vacuum, checkpoint "
+            "(--arg table=URI plus `stream-etl table KIND` options as --arg, e.g. --arg z_order=country)."
+        ),
+    ] = "topology",
     arg: Annotated[list[str] | None, typer.Option("--arg", help="Job argument key=value. Repeatable.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (one consumer group).")] = 1,
     mode: Annotated[str, typer.Option(help="continuous or until_caught_up.")] = "continuous",
@@ -428,6 +442,7 @@ def jobs_create(
         spec = parse_spec(
             {
                 "name": name,
+                "kind": kind,
                 "topology": topology,
                 "arguments": _pairs(arg, "argument"),
                 "workers": workers,
@@ -455,7 +470,8 @@ def jobs_list(db: Db = None, as_json: AsJson = False) -> None:
         return
     table = Table("job", "topology", "workers", "mode", "max retries", "connections")
     for j in found:
-        table.add_row(j.name, j.topology, str(j.workers), j.mode, str(j.max_retries), ", ".join(j.connections))
+        what = j.topology if j.kind == "topology" else f"{j.kind} {j.arguments.get('table', '')}"
+        table.add_row(j.name, what, str(j.workers), j.mode, str(j.max_retries), ", ".join(j.connections))
     out.print(table)
 
 

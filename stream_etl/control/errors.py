@@ -12,7 +12,12 @@ Bad settings (an unreadable key file, a malformed store URL) raise the engine's
 
 from __future__ import annotations
 
-from stream_etl.errors import StreamEtlError, TerminalError
+from typing import TYPE_CHECKING
+
+from stream_etl.errors import ConfigurationError, StreamEtlError, TerminalError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class ControlError(StreamEtlError):
@@ -33,3 +38,9 @@ class AlreadyExists(ControlError, TerminalError):
 
 class InvalidState(ControlError, TerminalError):
     """The object is not in a state that allows the operation."""
+
+
+def not_valid(exc: ValidationError, what: str) -> ConfigurationError:
+    """A settings model's validation errors as one ConfigurationError: ``job is not valid: workers: ...``."""
+    problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or what}: {e['msg']}" for e in exc.errors())
+    return ConfigurationError(f"{what} is not valid: {problems}")

@@ -2,7 +2,9 @@
 
 A job is a topology module, its arguments, a worker count, a run mode
 (``continuous`` or ``until_caught_up``), max retries, a timeout and the connections
-its workers get. Starting a job queues a run (``WAITING``); a worker supervisor
+its workers get. A job of a maintenance kind (``compact``, ``vacuum``, ``checkpoint``)
+runs ``stream-etl table KIND`` on the Delta table named by its argument ``table``
+instead, with its other arguments as that command's options. Starting a job queues a run (``WAITING``); a worker supervisor
 claims it and moves it through its states::
 
     WAITING -> STARTING -> RUNNING -> SUCCEEDED | FAILED | TIMEOUT
@@ -14,6 +16,7 @@ claims it and moves it through its states::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -24,10 +27,20 @@ from sqlalchemy.orm import Session
 
 from stream_etl.context import check_app_id
 from stream_etl.control.catalog import check_name
-from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound
+from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound, not_valid
 from stream_etl.control.models import Connection, Job, Run, utcnow
 from stream_etl.control.store import Store
 from stream_etl.errors import ConfigurationError
+
+JobKind = Literal["topology", "compact", "vacuum", "checkpoint"]
+
+#: The arguments of each maintenance kind besides ``table`` (`stream-etl table KIND --help`),
+#: with their type: ``int``, ``bool`` (``true``/``false``) or ``str``.
+MAINTENANCE_ARGUMENTS: dict[str, dict[str, type]] = {
+    "compact": {"target_size": int, "z_order": str, "min_files": int, "attempts": int},
+    "vacuum": {"retention_hours": int, "enforce_retention": bool, "dry_run": bool, "full": bool},
+    "checkpoint": {"cleanup_logs": bool},
+}
 
 RunState = Literal["WAITING", "STARTING", "RUNNING", "STOPPING", "STOPPED", "SUCCEEDED", "FAILED", "TIMEOUT"]
 ACTIVE: frozenset[str] = frozenset({"WAITING", "STARTING", "RUNNING", "STOPPING"})
@@ -36,7 +49,8 @@ FINISHED: frozenset[str] = frozenset({"STOPPED", "SUCCEEDED", "FAILED", "TIMEOUT
 
 class JobSpec(BaseModel):
     name: str
-    topology: str = Field(description="path/to/module.py[:attribute], as for `stream-etl run`")
+    kind: JobKind = "topology"
+    topology: str = Field(default="", description="path/to/module.py[:attribute], as for `stream-etl run`")
     arguments: dict[str, str] = Field(default_factory=dict)
     workers: int = Field(default=1, ge=1, le=256)
     mode: Literal["continuous", "until_caught_up"] = "continuous"
@@ -54,7 +68,32 @@ class JobSpec(BaseModel):
         check_app_id(self.app_id or self.name)
         if self.catalog_database:
             check_name("database", self.catalog_database)
+        if self.kind == "topology":
+            if not self.topology:
+                msg = "a topology job needs a topology (path/to/module.py[:attribute])"
+                raise ValueError(msg)
+        else:
+            _check_maintenance(self)
         return self
+
+
+def _check_maintenance(spec: JobSpec) -> None:
+    known = MAINTENANCE_ARGUMENTS[spec.kind]
+    if not spec.arguments.get("table"):
+        msg = f"a {spec.kind} job needs the argument table=<Delta table URI>"
+        raise ValueError(msg)
+    unknown = sorted(set(spec.arguments) - set(known) - {"table"})
+    if unknown:
+        msg = f"a {spec.kind} job takes the arguments table, {', '.join(known)}; not {', '.join(unknown)}"
+        raise ValueError(msg)
+    for key, value in spec.arguments.items():
+        kind = known.get(key, str)
+        if (kind is bool and value not in ("true", "false")) or (kind is int and not value.isdigit()):
+            msg = f"argument {key} of a {spec.kind} job must be {'true or false' if kind is bool else 'an integer'}"
+            raise ValueError(msg)
+    if spec.workers != 1:
+        msg = f"a {spec.kind} job runs one process: workers must be 1"
+        raise ValueError(msg)
 
 
 class JobInfo(JobSpec):
@@ -72,6 +111,7 @@ class RunInfo(BaseModel):
     supervisor: str | None
     pids: list[str]
     stop_requested: bool
+    arguments: dict[str, str] = Field(default_factory=dict, description="over the job's arguments")
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
@@ -81,14 +121,13 @@ def parse_spec(values: dict[str, Any]) -> JobSpec:
     try:
         return JobSpec.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'job'}: {e['msg']}" for e in exc.errors())
-        msg = f"job is not valid: {problems}"
-        raise ConfigurationError(msg) from None
+        raise not_valid(exc, "job") from None
 
 
 def _job_info(row: Job) -> JobInfo:
     return JobInfo(
         name=row.name,
+        kind=row.kind,  # type: ignore[arg-type]
         topology=row.topology,
         arguments=dict(row.arguments),
         workers=row.workers,
@@ -114,6 +153,7 @@ def _run_info(row: Run) -> RunInfo:
         supervisor=row.supervisor,
         pids=list(row.pids),
         stop_requested=row.stop_requested,
+        arguments=dict(row.arguments or {}),
         created_at=row.created_at,
         started_at=row.started_at,
         ended_at=row.ended_at,
@@ -138,6 +178,7 @@ class Jobs:
                 if row is None:
                     row = Job(name=spec.name)
                     session.add(row)
+                row.kind = spec.kind
                 row.topology = spec.topology
                 row.arguments = dict(spec.arguments)
                 row.workers = spec.workers
@@ -170,15 +211,24 @@ class Jobs:
 
     # runs -------------------------------------------------------------------------
 
-    def start(self, name: str) -> RunInfo:
-        """Queue a run; a supervisor (`stream-etl worker`) claims it. One active run per job."""
+    def start(self, name: str, *, arguments: Mapping[str, str] | None = None) -> RunInfo:
+        """Queue a run; a supervisor (`stream-etl worker`) claims it. One active run per job.
+        ``arguments`` go to this run's workers over the job's own (triggers, workflow run properties)."""
         with self.store.session() as session:
             job = self._job(session, name)
             active = [r.id for r in job.runs if r.state in ACTIVE]
             if active:
                 msg = f"job {name!r} already has active run {active[0]}: stop it or wait for it to end"
                 raise InvalidState(msg)
-            row = Run(job=job, state="WAITING", attempts=0, metrics={}, pids=[], stop_requested=False)
+            row = Run(
+                job=job,
+                state="WAITING",
+                attempts=0,
+                metrics={},
+                pids=[],
+                stop_requested=False,
+                arguments={k: str(v) for k, v in (arguments or {}).items()},
+            )
             session.add(row)
             session.flush()
             return _run_info(row)
@@ -226,7 +276,9 @@ class Jobs:
                 if claimed.rowcount == 1:  # type: ignore[attr-defined]
                     row = self._run(session, run_id)
                     session.refresh(row)
-                    return _run_info(row), _job_info(row.job)
+                    job = _job_info(row.job)
+                    job.arguments = {**job.arguments, **(row.arguments or {})}  # the run's over the job's
+                    return _run_info(row), job
         return None
 
     def update_run(self, run_id: int, **values: Any) -> RunInfo:

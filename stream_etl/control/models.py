@@ -117,6 +117,9 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
+    #: ``topology`` runs ``topology`` (a module); ``compact``/``vacuum``/``checkpoint`` maintain
+    #: the Delta table named by the argument ``table`` (revision 0005).
+    kind: Mapped[str] = mapped_column(String(32), default="topology", server_default="topology")
     topology: Mapped[str] = mapped_column(Text)
     arguments: Mapped[dict[str, Any]] = mapped_column(default=dict)
     workers: Mapped[int] = mapped_column(Integer, default=1)
@@ -143,6 +146,8 @@ class Run(Base):
     supervisor: Mapped[str | None] = mapped_column(String(255), default=None)
     pids: Mapped[list[str]] = mapped_column(default=list)
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: This run's arguments over the job's (a trigger action's, a workflow's run properties); migration 0004.
+    arguments: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)

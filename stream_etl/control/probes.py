@@ -35,7 +35,8 @@ def _kafka(connection: Any, timeout_s: float) -> str:
     return f"Kafka reached: {len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)"
 
 
-def _s3(connection: Any, timeout_s: float) -> str:
+def s3_filesystem(connection: Any, timeout_s: float) -> Any:
+    """A pyarrow S3 filesystem for an S3 connection's fields."""
     import pyarrow.fs as pafs
 
     options: dict[str, Any] = {"region": connection.region, "connect_timeout": timeout_s, "request_timeout": timeout_s}
@@ -48,7 +49,13 @@ def _s3(connection: Any, timeout_s: float) -> str:
         options["secret_key"] = connection.secret_access_key.get_secret_value() if connection.secret_access_key else ""
     else:
         options["anonymous"] = True
-    fs = pafs.S3FileSystem(**options)
+    return pafs.S3FileSystem(**options)
+
+
+def _s3(connection: Any, timeout_s: float) -> str:
+    import pyarrow.fs as pafs
+
+    fs = s3_filesystem(connection, timeout_s)
     if connection.bucket:
         info = fs.get_file_info(connection.bucket)
         if info.type != pafs.FileType.Directory:

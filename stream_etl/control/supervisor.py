@@ -42,7 +42,7 @@ from typing import IO, Any
 
 from stream_etl.control.connections import Connections, mask_text
 from stream_etl.control.hook import DATABASE_VARIABLE, STORE_VARIABLE
-from stream_etl.control.jobs import JobInfo, Jobs, RunInfo
+from stream_etl.control.jobs import MAINTENANCE_ARGUMENTS, JobInfo, Jobs, RunInfo
 from stream_etl.control.store import Store
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,27 @@ _SUMMED = ("records_in", "written", "filtered", "dead_lettered", "already_commit
 
 
 def worker_command(job: JobInfo, python: str) -> list[str]:
+    if job.kind != "topology":
+        return maintenance_command(job, python)
     command = [python, "-m", "stream_etl", "run", job.topology, "--app-id", job.app_id or job.name, "--json"]
     for key, value in job.arguments.items():
         command += ["--arg", f"{key}={value}"]
     if job.mode == "until_caught_up":
         command.append("--until-caught-up")
+    return command
+
+
+def maintenance_command(job: JobInfo, python: str) -> list[str]:
+    """`stream-etl table KIND TABLE --json` with the job's other arguments as options
+    (``z_order=a,b`` -> ``--z-order a,b``; ``dry_run=true`` -> ``--dry-run``, ``false`` -> ``--no-dry-run``)."""
+    arguments = dict(job.arguments)
+    command = [python, "-m", "stream_etl", "table", job.kind, arguments.pop("table"), "--json"]
+    for key, value in arguments.items():
+        option = key.replace("_", "-")
+        if MAINTENANCE_ARGUMENTS[job.kind].get(key) is bool:
+            command.append(f"--{option}" if value == "true" else f"--no-{option}")
+        else:
+            command += [f"--{option}", value]
     return command
 
 
@@ -262,7 +278,11 @@ class Supervisor:
             self._close(active, "SUCCEEDED", None)
 
     def _close(self, active: _ActiveRun, state: str, error: str | None) -> None:
-        metrics = _sum_summaries([s.summary for s in active.slots if s.summary is not None])
+        summaries = [s.summary for s in active.slots if s.summary is not None]
+        if active.job.kind == "topology":
+            metrics = _sum_summaries(summaries)
+        else:  # a maintenance command's --json result: files removed/added, bytes, versions
+            metrics = {"maintenance": summaries[0]} if summaries else {}
         if active.failures:
             metrics["worker_failures"] = active.failures
         self._save(active, state=state, error=error, metrics=metrics, pids=[])

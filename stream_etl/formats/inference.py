@@ -75,10 +75,11 @@ def _json(samples: Sequence[bytes | str | dict[str, Any]]) -> pa.Schema:
         except pa.ArrowInvalid as exc:
             msg = f"sample {line[:60]!r} is not a JSON object: {exc}"
             raise ConfigurationError(msg) from exc
-    return _unify(schemas)
+    return unify_schemas(schemas)
 
 
-def _unify(schemas: list[pa.Schema]) -> pa.Schema:
+def unify_schemas(schemas: list[pa.Schema]) -> pa.Schema:
+    """One schema fitting all of ``schemas``: types promoted where Arrow can, a string where they conflict."""
     merged = schemas[0]
     for schema in schemas[1:]:
         try:

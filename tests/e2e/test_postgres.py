@@ -16,7 +16,7 @@ import pytest
 
 from connectors.kafka.admin import produce
 from stream_etl.samples import order
-from tests.e2e.workers import ROOT, run_worker, start_worker
+from tests.e2e.workers import ROOT, run_worker, start_worker, wait_for
 from tests.services import Services
 
 pytestmark = pytest.mark.timeout(600)
@@ -119,13 +119,6 @@ def _writers(app_id: str) -> set[int]:
     return {int(w.rsplit(":", 1)[1]) for (w,) in rows if w}
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 @pytest.mark.slow
 def test_two_workers_share_partitions_and_the_survivor_takes_over_after_a_sigkill(
     services: Services, topic: Callable[..., str], unique: str, pg_table: str, tmp_path: Path
@@ -148,11 +141,11 @@ def test_two_workers_share_partitions_and_the_survivor_takes_over_after_a_sigkil
     a = start_worker(services, app_id=unique, args=args, log=tmp_path / "a.log", topology=TOPOLOGY)
     b = start_worker(services, app_id=unique, args=args, log=tmp_path / "b.log", topology=TOPOLOGY)
     try:
-        _wait_for(lambda: _writers(unique) >= {a.pid, b.pid}, 120, "both workers to commit")
+        wait_for(lambda: _writers(unique) >= {a.pid, b.pid}, 120, "both workers to commit")
         a.send_signal(signal.SIGKILL)
         a.wait(timeout=60)
         send(first, more)
-        _wait_for(lambda: _stored(unique) >= first + more, 180, "the survivor to commit everything")
+        wait_for(lambda: _stored(unique) >= first + more, 180, "the survivor to commit everything")
     finally:
         for process in (a, b):
             if process.poll() is None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from stream_etl.samples import order
+from stream_etl.samples import order, orders
 from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,6 +98,26 @@ def table_version(uri: str, services: Services) -> int:
         return DeltaTable(uri, storage_options=services.storage_options()).version()
     except TableNotFoundError:
         return -1
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def produce_around_a_cut(services: Services, topic: str, before: int, after: int) -> datetime:
+    """Produce sample orders ``0..before-1``, then ``before..before+after-1`` over a second
+    later; returns a time between the two (for start-from and rewind-to timestamps)."""
+    from connectors.kafka.admin import produce
+
+    produce(services.kafka_bootstrap, topic, orders(before))
+    time.sleep(1.1)
+    cut = datetime.now(UTC)
+    time.sleep(0.1)
+    produce(services.kafka_bootstrap, topic, orders(after, start=before))
+    return cut
 
 
 def expected_orders(ids: Iterable[int]) -> pa.Table:

@@ -21,6 +21,7 @@ from stream_etl.runloop import RunLoop, RunSummary
 from stream_etl.samples import orders
 from stream_etl.sources import AssignmentListener
 from stream_etl.testing import MemorySink
+from tests.e2e.workers import produce_around_a_cut
 from tests.services import Services
 
 
@@ -90,11 +91,7 @@ def test_start_from_latest_skips_what_was_there(
 
 def test_start_from_a_timestamp(services: Services, kafka_client: str, topic: Callable[..., str], unique: str) -> None:
     name = topic(partitions=2)
-    produce(services.kafka_bootstrap, name, orders(100))
-    time.sleep(1.1)
-    cut = datetime.now(UTC)
-    time.sleep(0.1)
-    produce(services.kafka_bootstrap, name, orders(20, start=100))
+    cut = produce_around_a_cut(services, name, 100, 20)
 
     _, sink = _run(services, KafkaSource(name, client=kafka_client, start_from=cut, assignment="direct"), unique)
 

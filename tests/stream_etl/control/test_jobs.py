@@ -88,3 +88,39 @@ def test_runs_of_a_silent_supervisor_are_queued_again(store: Store) -> None:
     assert claimed is not None and claimed[0].id == first.id
     jobs.heartbeat([first.id])
     assert jobs.requeue_stale(60) == []
+
+
+def test_maintenance_jobs_name_a_table_and_become_table_commands(store: Store) -> None:
+    from stream_etl.control.supervisor import worker_command
+
+    jobs = Jobs(store)
+    arguments = {"table": "s3://lake/orders", "z_order": "country,user", "min_files": "4"}
+    info = jobs.create(parse_spec({"name": "compact-orders", "kind": "compact", "arguments": arguments}))
+    assert (info.kind, info.topology) == ("compact", "")
+    assert jobs.get("compact-orders").kind == "compact"
+    assert worker_command(info, "python")[3:] == [
+        "table", "compact", "s3://lake/orders", "--json", "--z-order", "country,user", "--min-files", "4",
+    ]  # fmt: skip
+    vacuum = jobs.create(
+        parse_spec(
+            {
+                "name": "v",
+                "kind": "vacuum",
+                "arguments": {"table": "t", "retention_hours": "0", "enforce_retention": "false", "dry_run": "true"},
+            }
+        )
+    )
+    assert worker_command(vacuum, "python")[7:] == [
+        "--retention-hours", "0", "--no-enforce-retention", "--dry-run",
+    ]  # fmt: skip
+    assert jobs.create(_spec()).kind == "topology"
+    with pytest.raises(ConfigurationError, match="needs the argument table"):
+        parse_spec({"name": "c", "kind": "compact"})
+    with pytest.raises(ConfigurationError, match="not retention_hours"):
+        parse_spec({"name": "c", "kind": "compact", "arguments": {"table": "t", "retention_hours": "1"}})
+    with pytest.raises(ConfigurationError, match="true or false"):
+        parse_spec({"name": "v", "kind": "vacuum", "arguments": {"table": "t", "dry_run": "yes"}})
+    with pytest.raises(ConfigurationError, match="needs a topology"):
+        parse_spec({"name": "t"})
+    with pytest.raises(ConfigurationError, match="kind"):
+        parse_spec({"name": "t", "kind": "shrink", "arguments": {"table": "t"}})
