@@ -80,7 +80,7 @@ class Guards:
 
 # Route modules beside this one: each has ``add_routes(app, store, box, guards)``. Listed by
 # module path so that building the app imports them and `stream-etl run` imports none of them.
-ROUTE_MODULES: tuple[str, ...] = ("stream_etl.control.api_crawlers",)
+ROUTE_MODULES: tuple[str, ...] = ("stream_etl.control.api_registry", "stream_etl.control.api_crawlers")
 
 
 def create_app(store: Store, box: SecretBox | None) -> FastAPI:

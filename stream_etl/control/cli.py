@@ -65,7 +65,10 @@ api_app = typer.Typer(help="The REST API (FastAPI; OpenAPI at /openapi.json).", 
 
 # Command groups in modules beside this one: (module path, attribute of its typer.Typer, name).
 # Each module keeps its heavy imports inside its commands, as this one does.
-COMMAND_MODULES: tuple[tuple[str, str, str], ...] = (("stream_etl.control.cli_crawlers", "crawlers_app", "crawlers"),)
+COMMAND_MODULES: tuple[tuple[str, str, str], ...] = (
+    ("stream_etl.control.cli_registry", "registry_app", "registry"),
+    ("stream_etl.control.cli_crawlers", "crawlers_app", "crawlers"),
+)
 
 
 def register(app: typer.Typer) -> None:

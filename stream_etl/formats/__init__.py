@@ -15,7 +15,13 @@ from typing import Any
 from stream_etl.formats.csv import CsvFormat
 from stream_etl.formats.inference import infer_schema
 from stream_etl.formats.json_schema import JsonSchemaFormat, json_schema_to_arrow
-from stream_etl.formats.registry import DictResolver, DirectoryResolver, RegistryResolver, SchemaResolver
+from stream_etl.formats.registry import (
+    DictResolver,
+    DirectoryResolver,
+    RegistryResolver,
+    SchemaResolver,
+    StoreResolver,
+)
 
 __all__ = [
     "AvroFormat",
@@ -27,6 +33,7 @@ __all__ = [
     "ProtobufFormat",
     "RegistryResolver",
     "SchemaResolver",
+    "StoreResolver",
     "avro_to_arrow",
     "infer_schema",
     "json_schema_to_arrow",
