@@ -24,10 +24,10 @@ class CrawlError(ConfigurationError):
     """A target the crawler cannot read (missing topic or stream): fix the crawler's targets."""
 
 
-def _resolver(target: Target) -> Any:
+def _resolver(target: Target, context: CrawlContext) -> Any:
     url = target.options.get("schema_registry_url")
     if not url:
-        return None
+        return context.resolver
     from stream_etl.formats.registry import RegistryResolver
 
     return RegistryResolver(url)
@@ -36,7 +36,7 @@ def _resolver(target: Target) -> Any:
 def _found(target: Target, context: CrawlContext, samples: list[bytes | None], **parameters: Any) -> Crawled:
     location = f"{target.kind}://{target.path}"
     crawled = Crawled(sampled=len(samples), scope=re.compile(re.escape(location)))
-    answer = classify(samples, custom=context.custom, resolver=_resolver(target))
+    answer = classify(samples, custom=context.custom, resolver=_resolver(target, context))
     if answer is None:
         crawled.unclassified.append(location)
         return crawled

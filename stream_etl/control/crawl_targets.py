@@ -85,6 +85,9 @@ class CrawlContext:
     #: table above them, so a table stays where it is when its sibling folders go away.
     known_tables: frozenset[str] = frozenset()
     timeout_s: float = 10.0
+    #: Where Confluent-framed Avro records' schemas come from when the target names no
+    #: ``schema_registry_url``: the control plane's own schema registry.
+    resolver: Any = None
 
 
 @dataclass(slots=True)

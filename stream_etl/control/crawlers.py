@@ -38,6 +38,7 @@ from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound, not
 from stream_etl.control.secrets import SecretBox
 from stream_etl.control.store import Store
 from stream_etl.errors import ConfigurationError
+from stream_etl.formats.registry import StoreResolver
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +315,7 @@ class Crawlers:
                 connection=self._resolve(target),
                 known_folders=known,
                 known_tables=frozenset(t.location for t in owned),
+                resolver=StoreResolver(self.store),
             )
             crawled = crawl(target, context)
             for found in crawled.tables:

@@ -268,3 +268,34 @@ def test_kafka_sampling_from_the_beginning_sees_the_first_records(
 
     assert run.state == "SUCCEEDED", run.error
     assert Catalog(store).get_table("raw", name).arrow_schema().names == ["id", "user", "amount"]
+
+
+def test_confluent_avro_records_resolved_by_the_control_planes_registry(
+    store: Store, services: Services, topic: Callable[..., str]
+) -> None:
+    from stream_etl.control.registry import SchemaRegistry
+    from stream_etl.formats.avro import confluent_frame, encode
+
+    schema = {
+        "type": "record",
+        "name": "o",
+        "fields": [{"name": "id", "type": "long"}, {"name": "sku", "type": "string"}],
+    }
+    registry = SchemaRegistry(store)
+    registry.create_registry("shop")
+    schema_id = registry.create_schema("shop", "orders", json.dumps(schema)).id
+    name = topic(partitions=1)
+    produce(
+        services.kafka_bootstrap,
+        name,
+        [confluent_frame(schema_id, encode(schema, {"id": i, "sku": "a"})) for i in range(3)],
+    )
+    crawlers = Crawlers(store, environ=services.environment())
+    crawlers.create(CrawlerSpec(name="c", database="raw", targets=[Target(kind="kafka", path=name)]))
+
+    run = crawlers.run("c")
+
+    assert run.state == "SUCCEEDED", run.error
+    table = Catalog(store).get_table("raw", name)
+    assert (table.classification, table.parameters["wire_format"]) == ("avro", "confluent")
+    assert table.arrow_schema().names == ["id", "sku"]
