@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from connectors.delta.config import diagnose_s3, is_s3, storage_options
 from connectors.delta.writable import writable
-from stream_etl.catalog import TableCommit
+from stream_etl.catalog import TableCommit, adds_columns, tell_catalog
 from stream_etl.context import RunContext
 from stream_etl.errors import (
     CommitContention,
@@ -165,12 +165,6 @@ class DeltaSnapshot:
                 raise SinkUnavailable(msg, table_uri=self.table.table_uri) from exc
             self._positions[partition] = None if stored is None or stored < -1 else stored
         return self._positions[partition]
-
-
-def _adds_columns(written: pa.Schema, before: pa.Schema | None) -> bool:
-    """Whether a commit of ``written`` changed a table whose schema was ``before`` (merge mode only
-    ever adds columns; values are cast to the table's types): a name check, cheap per commit."""
-    return before is not None and not set(written.names) <= set(before.names)
 
 
 def _below(stored: int | None, committed: int) -> bool:
@@ -346,8 +340,9 @@ class DeltaWriter(SinkWriter):
         if creating:
             self._table = self._load()
         version = self._table.version() if self._table is not None else None
-        if self.catalog is not None and (creating or _adds_columns(table.schema, snapshot.schema)):
-            self._tell_catalog(created=creating)
+        before = snapshot.schema.names if snapshot.schema is not None else None
+        if self.catalog is not None and (creating or adds_columns(table.schema.names, before)):
+            tell_catalog(self.catalog, self.sink.uri, lambda: self._table_commit(created=creating))
         return CommitInfo(rows=table.num_rows, version=version)
 
     def _rewound(self, snapshot: DeltaSnapshot, positions: Mapping[SourcePartition, int]) -> None:
@@ -385,27 +380,21 @@ class DeltaWriter(SinkWriter):
         )
         return CommitContention(msg, table_uri=self.sink.uri, table_version=snapshot.version, positions=positions)
 
-    def _tell_catalog(self, *, created: bool) -> None:
-        """Register the table or its new schema; a catalog failure never fails the run (the
-        commit already happened), it is logged."""
-        assert self.catalog is not None  # noqa: S101 - checked by the caller
-        try:
-            if self._table is None:
-                return
-            if not created:
-                self._table.update_incremental()
-            commit = TableCommit(
-                location=self.sink.uri,
-                format="delta",
-                schema=pa.schema(self._table.schema().to_arrow()),
-                partition_keys=tuple(self._table.metadata().partition_columns),
-                table_version=self._table.version(),
-                created=created,
-                app_id=self.app_id,
-            )
-            self.catalog.table_committed(commit)
-        except Exception:  # the catalog is metadata: the data is committed whatever happens here
-            log.warning("could not update the catalog for %s", self.sink.uri, exc_info=True)
+    def _table_commit(self, *, created: bool) -> TableCommit | None:
+        """The table as committed, for the catalog (see :func:`stream_etl.catalog.tell_catalog`)."""
+        if self._table is None:
+            return None
+        if not created:
+            self._table.update_incremental()
+        return TableCommit(
+            location=self.sink.uri,
+            format="delta",
+            schema=pa.schema(self._table.schema().to_arrow()),
+            partition_keys=tuple(self._table.metadata().partition_columns),
+            table_version=self._table.version(),
+            created=created,
+            app_id=self.app_id,
+        )
 
     def _merges(self, snapshot: DeltaSnapshot) -> bool:
         """Whether this commit may add columns: under merge, or to add the rescue column once."""

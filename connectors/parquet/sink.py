@@ -38,12 +38,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from stream_etl.catalog import TableCommit, TablePartition, adds_columns, tell_catalog
 from stream_etl.context import RunContext
 from stream_etl.errors import ConfigurationError, PositionConflict, RowsRejected, SinkUnavailable
 from stream_etl.records import LINEAGE, SourcePartition
@@ -160,12 +162,15 @@ class ParquetWriter(SinkWriter):
         self._manifests: dict[str, Manifest] = {}
         self._state = ParquetSnapshot(version=-1)
         self._lock = threading.Lock()  # the fetch thread reads positions while the run loop commits
+        self.catalog = ctx.catalog
         try:
             self._refresh()
             self._remove_uncommitted()
         except OSError as exc:
             msg = f"opening {sink.uri} failed: {exc}"
             raise SinkUnavailable(msg, table_uri=sink.uri) from exc
+        #: Hive partition folders committed so far (kept only for the catalog, to tell it new ones).
+        self._partitions = {_folder(f) for f in self.committed_files()} if self.catalog is not None else set()
 
     # Reading the log -------------------------------------------------------------------
 
@@ -275,7 +280,34 @@ class ParquetWriter(SinkWriter):
             raise SinkUnavailable(msg, table_uri=self.sink.uri) from exc
         with self._lock:
             self._fold(manifest_name(version), manifest)
+        if self.catalog is not None:
+            tell_catalog(self.catalog, self.sink.uri, lambda: self._table_commit(snapshot, manifest))
         return CommitInfo(rows=table.num_rows if table is not None else 0, version=version)
+
+    def _table_commit(self, snapshot: ParquetSnapshot, manifest: Manifest) -> TableCommit | None:
+        """What the catalog needs to know of ``manifest``'s commit: the directory when the commit
+        created it, changed its schema or wrote partition folders not written before; else None."""
+        if manifest.schema is None:
+            return None
+        folders = sorted({_folder(f) for f in manifest.files} - self._partitions - {""})
+        self._partitions.update(folders)
+        before = snapshot.schema.names if snapshot.schema is not None else None
+        created = before is None
+        if not (created or folders or adds_columns(manifest.schema.names, before)):
+            return None
+        return TableCommit(
+            location=self.sink.uri,
+            format="parquet",
+            schema=manifest.schema,
+            partition_keys=tuple(self.sink.partition_by),
+            table_version=manifest.version,
+            created=created,
+            app_id=self.app_id,
+            partitions=tuple(
+                TablePartition(tuple(unquote(p.split("=", 1)[1]) for p in f.split("/")), f"{self.sink.uri}/{f}")
+                for f in folders
+            ),
+        )
 
     def _write_files(self, table: pa.Table, tag: str) -> list[str]:
         written: list[str] = []
@@ -327,6 +359,11 @@ class ParquetWriter(SinkWriter):
 
     def summary(self) -> dict[str, Any]:
         return {"location": self.sink.uri, "version": self._state.version, "files": len(self.committed_files())}
+
+
+def _folder(path: str) -> str:
+    """The Hive partition folder (``country=DE/day=1``) of a data file's relative path ("" at the root)."""
+    return path.rpartition("/")[0]
 
 
 def manifest_name(version: int) -> str:

@@ -1,17 +1,20 @@
 """The catalog hook sinks call (:class:`stream_etl.catalog.TableCatalog`) over the metadata store.
 
-A Delta sink that creates its table registers it in ``database`` (named after the
+A sink that creates its table registers it in ``database`` (named after the
 location's last path segment, ``orders_2`` when ``orders`` is taken by another
 location); a commit that evolved the schema records a new schema version. The
 store is opened on the first call, so a run that never creates or evolves a
-table never touches it.
+table never touches it. A commit's new partitions are added to the table when its
+partition keys are the ones registered.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import pyarrow as pa
 
 from stream_etl.catalog import TableCommit
 from stream_etl.control.catalog import Catalog
@@ -47,9 +50,13 @@ class StoreCatalog:
         source = f"{commit.format} sink, app {commit.app_id}, table version {commit.table_version}"
         found = catalog.find_table(commit.location)
         if found is not None:
-            version = catalog.update_schema(found.database, found.name, commit.schema, source=source)
+            schema = commit.schema
+            if commit.partial_schema:  # only the columns one writer saw: add them, drop none
+                schema = pa.unify_schemas([found.arrow_schema(), schema])
+            version = catalog.update_schema(found.database, found.name, schema, source=source)
             if version is not None:
                 log.info("catalog: %s.%s has schema version %d", found.database, found.name, version)
+            self._add_partitions(catalog, found.database, found.name, found.partition_keys, commit)
             return
         base = table_name(commit.location)
         for attempt in range(1, 100):
@@ -69,7 +76,15 @@ class StoreCatalog:
                     return  # another worker of the job registered it first
                 continue
             log.info("catalog: registered %s as %s.%s", commit.location, self.database, name)
+            self._add_partitions(catalog, self.database, name, commit.partition_keys, commit)
             return
+
+    @staticmethod
+    def _add_partitions(catalog: Catalog, database: str, name: str, keys: Sequence[str], commit: TableCommit) -> None:
+        if list(keys) != list(commit.partition_keys):
+            return  # registered with other keys (by a crawler, say): its partitions are not ours to add
+        for partition in commit.partitions:
+            catalog.add_partition(database, name, list(partition.values), location=partition.location)
 
     def close(self) -> None:
         if self._catalog is not None:

@@ -8,22 +8,14 @@ import pyarrow as pa
 
 from connectors.delta import DeltaSink
 from stream_etl import JsonFormat, Topology
-from stream_etl.catalog import TableCommit
 from stream_etl.context import RunContext
 from stream_etl.control.catalog import Catalog
 from stream_etl.control.hook import StoreCatalog
 from stream_etl.control.store import Store
 from stream_etl.runloop import RunLoop
 from stream_etl.testing import ListSource, Record
+from tests.connectors.catalog_hook import BrokenCatalog, CountingCatalog
 from tests.services import Services
-
-
-class CountingCatalog:
-    def __init__(self) -> None:
-        self.commits: list[TableCommit] = []
-
-    def table_committed(self, commit: TableCommit) -> None:
-        self.commits.append(commit)
 
 
 def _run(records: list[Record], uri: str, services: Services, app_id: str, catalog: object) -> None:
@@ -77,11 +69,7 @@ def test_the_sink_tells_the_catalog_only_on_creation_and_schema_change(
 
 
 def test_a_failing_catalog_never_fails_the_run(services: Services, table_uri: str, unique: str) -> None:
-    class Broken:
-        def table_committed(self, commit: TableCommit) -> None:
-            raise RuntimeError("catalog down")
-
-    _run([{"id": 1, "country": "FR"}], table_uri, services, unique, Broken())
+    _run([{"id": 1, "country": "FR"}], table_uri, services, unique, BrokenCatalog())
     from deltalake import DeltaTable
 
     assert DeltaTable(table_uri, storage_options=services.storage_options()).to_pyarrow_table().num_rows == 1
