@@ -80,3 +80,37 @@ ARROW_FOR_SQL: dict[str, pa.DataType] = {
     "timestamp with time zone": pa.timestamp("us", tz="UTC"),
     "timestamp without time zone": pa.timestamp("us"),
 }
+
+
+#: :data:`ARROW_FOR_SQL`, and the types a crawl meets beyond it: what the catalog records.
+_SIMPLE: dict[str, pa.DataType] = {
+    **ARROW_FOR_SQL,
+    "character": pa.string(),
+    "uuid": pa.string(),
+    "json": pa.string(),
+    "jsonb": pa.string(),
+    "time without time zone": pa.time64("us"),
+    "interval": pa.duration("us"),
+}
+
+
+def arrow_type(data_type: str, precision: int | None, scale: int | None, udt_name: str) -> pa.DataType:
+    """The Arrow type of a Postgres column (``information_schema`` names; unknown types: string)."""
+    if data_type == "numeric":
+        return pa.decimal128(precision, scale or 0) if precision else pa.string()
+    if data_type == "ARRAY":
+        return pa.list_(arrow_type(_array_element(udt_name), None, None, ""))
+    return _SIMPLE.get(data_type, pa.string())
+
+
+def _array_element(udt_name: str) -> str:
+    names = {"int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real", "float8": "double precision"}
+    element = udt_name.lstrip("_")
+    return names.get(element, {"bool": "boolean", "text": "text", "varchar": "text"}.get(element, element))
+
+
+def arrow_field(
+    name: str, data_type: str, is_nullable: str, precision: int | None, scale: int | None, udt_name: str
+) -> pa.Field:
+    """The Arrow field of a column, from its ``information_schema.columns`` row (these columns, in order)."""
+    return pa.field(name, arrow_type(data_type, precision, scale, udt_name), nullable=is_nullable == "YES")

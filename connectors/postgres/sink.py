@@ -29,9 +29,10 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.postgres.config import ARROW_FOR_SQL, POSITIONS_TABLE, is_nested, sql_type
+from connectors.postgres.config import ARROW_FOR_SQL, POSITIONS_TABLE, arrow_field, is_nested, sql_type
 from connectors.postgres.copy import copy_rows, last_per_key
 from connectors.postgres.positions import PositionsTable, key_of
+from stream_etl.catalog import TableCommit, adds_columns, tell_catalog
 from stream_etl.context import RunContext
 from stream_etl.errors import ConfigurationError, PositionConflict, RowsRejected, SinkRejected, SinkUnavailable
 from stream_etl.records import LINEAGE, SourcePartition
@@ -141,6 +142,7 @@ class PostgresWriter(SinkWriter):
     def __init__(self, sink: PostgresSink, ctx: RunContext) -> None:
         self.sink = sink
         self.app_id = ctx.app_id
+        self.catalog = ctx.catalog
         dsn = sink.dsn or (ctx.settings.postgres_dsn.get_secret_value() if ctx.settings.postgres_dsn else None)
         if not dsn:
             msg = (
@@ -293,7 +295,29 @@ class PostgresWriter(SinkWriter):
                     if rows:
                         self._load(conn, table)
                 self.table.store(conn, snapshot.positions, positions, cursors or {})
+        if self.catalog is not None and table is not None and table.num_columns:
+            created = snapshot.columns is None
+            if created or adds_columns(table.column_names, snapshot.columns):
+                tell_catalog(self.catalog, self.target_name, lambda: self._table_commit(created=created))
         return CommitInfo(rows=rows)
+
+    def _table_commit(self, *, created: bool) -> TableCommit:
+        """The table as committed, for the catalog: its columns read back, as the crawler reads
+        them, and a location without user or password (the crawler's ``postgres://`` form)."""
+        conn = self._writer_conn()
+        rows = conn.execute(
+            "SELECT column_name, data_type, is_nullable, numeric_precision, numeric_scale, udt_name"
+            " FROM information_schema.columns WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (self.sink.schema, self.sink.bare),
+        ).fetchall()
+        info = conn.info
+        return TableCommit(
+            location=f"postgres://{info.host}:{info.port}/{info.dbname}/{self.target_name}",
+            format="postgres",
+            schema=pa.schema([arrow_field(*row) for row in rows]),
+            created=created,
+            app_id=self.app_id,
+        )
 
     def _ensure_table(self, conn: psycopg.Connection[Any], table: pa.Table, columns: dict[str, str] | None) -> None:
         if columns is None:

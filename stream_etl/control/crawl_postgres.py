@@ -12,20 +12,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from connectors.postgres.config import ARROW_FOR_SQL
+from connectors.postgres.config import arrow_field
 from stream_etl.control.crawl_streams import CrawlError
 from stream_etl.control.crawl_targets import CrawlContext, Crawled, Found, Target, table_name
 
-#: The sink's map of Postgres types to Arrow, and the types a crawl meets beyond it.
-_SIMPLE: dict[str, pa.DataType] = {
-    **ARROW_FOR_SQL,
-    "character": pa.string(),
-    "uuid": pa.string(),
-    "json": pa.string(),
-    "jsonb": pa.string(),
-    "time without time zone": pa.time64("us"),
-    "interval": pa.duration("us"),
-}
 _COLUMNS = """
 SELECT c.table_schema, c.table_name, c.column_name, c.data_type, c.is_nullable,
        c.numeric_precision, c.numeric_scale, c.udt_name
@@ -34,21 +24,6 @@ JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_
 WHERE c.table_schema LIKE %s AND c.table_name LIKE %s AND t.table_type IN ('BASE TABLE', 'VIEW')
 ORDER BY c.table_schema, c.table_name, c.ordinal_position
 """
-
-
-def arrow_type(data_type: str, precision: int | None, scale: int | None, udt_name: str) -> pa.DataType:
-    """The Arrow type of a Postgres column (``information_schema`` names; unknown types: string)."""
-    if data_type == "numeric":
-        return pa.decimal128(precision, scale or 0) if precision else pa.string()
-    if data_type == "ARRAY":
-        return pa.list_(arrow_type(_array_element(udt_name), None, None, ""))
-    return _SIMPLE.get(data_type, pa.string())
-
-
-def _array_element(udt_name: str) -> str:
-    names = {"int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real", "float8": "double precision"}
-    element = udt_name.lstrip("_")
-    return names.get(element, {"bool": "boolean", "text": "text", "varchar": "text"}.get(element, element))
 
 
 def _connect_kwargs(context: CrawlContext) -> dict[str, Any]:
@@ -74,9 +49,8 @@ def crawl_postgres(target: Target, context: CrawlContext) -> Crawled:
         msg = f"cannot read Postgres tables {target.path!r}: {exc}".strip()
         raise CrawlError(msg) from exc
     tables: dict[tuple[str, str], list[pa.Field]] = {}
-    for schema, table, column, data_type, nullable, precision, scale, udt in rows:
-        field = pa.field(column, arrow_type(data_type, precision, scale, udt), nullable=nullable == "YES")
-        tables.setdefault((schema, table), []).append(field)
+    for schema, table, *column in rows:
+        tables.setdefault((schema, table), []).append(arrow_field(*column))
     like = re.escape(schema_pattern) + r"\." + re.escape(table_pattern)
     scope = re.compile(re.escape(f"postgres://{host}:{port}/{database}/") + like.replace("%", ".*").replace("_", "."))
     crawled = Crawled(sampled=len(tables), scope=scope)
