@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 Stored = dict[tuple[str, str], tuple[int, "str | None"]]
 
 
-def ensure_topics(common: dict[str, Any], topics: dict[str, int], positions_topic: str, timeout_s: float) -> None:
-    """Create the missing ones of ``topics`` (name -> partitions) and the compacted positions topic."""
+def ensure_topics(common: dict[str, Any], topics: dict[str, int], positions_topic: str, timeout_s: float) -> list[str]:
+    """Create the missing ones of ``topics`` (name -> partitions) and the compacted positions topic;
+    return the ones of ``topics`` this call created."""
     admin = AdminClient(common)
     try:
         existing = admin.list_topics(timeout=timeout_s).topics
@@ -40,16 +41,19 @@ def ensure_topics(common: dict[str, Any], topics: dict[str, int], positions_topi
     wanted = [NewTopic(name, num_partitions=n) for name, n in topics.items() if name not in existing]
     if positions_topic not in existing:
         wanted.append(NewTopic(positions_topic, num_partitions=1, config={"cleanup.policy": "compact"}))
+    created: list[str] = []
     if not wanted:
-        return
+        return created
     for topic, future in admin.create_topics(wanted).items():
         try:
             future.result(timeout=timeout_s)
             log.info("created topic %s", topic)
+            created += [topic] if topic in topics else []
         except ck.KafkaException as exc:
             if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
                 msg = f"creating topic {topic} failed: {exc.args[0]}"
                 raise SinkUnavailable(msg, table_uri=topic) from exc
+    return created
 
 
 def read_positions_topic(common: dict[str, Any], topic: str, app_id: str, timeout_s: float) -> Stored:

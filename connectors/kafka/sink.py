@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.kafka.positions import ensure_topics, read_positions_topic
+from stream_etl.catalog import TableCommit, adds_columns, tell_catalog
 from stream_etl.context import RunContext
 from stream_etl.dead_letters import DEAD_LETTER_SCHEMA
 from stream_etl.errors import ConfigurationError, SinkRejected, SinkUnavailable
@@ -170,7 +171,12 @@ class KafkaWriter(SinkWriter):
             raise ConfigurationError(msg)
         self.common: dict[str, Any] = {**ctx.settings.kafka_config(), "bootstrap.servers": bootstrap}
         self.transactional_id = f"stream-etl-{ctx.app_id}-{sink.topic}"
-        ensure_topics(self.common, {sink.topic: sink.partitions}, sink.positions_topic, sink.timeout_s)
+        created = ensure_topics(self.common, {sink.topic: sink.partitions}, sink.positions_topic, sink.timeout_s)
+        self.catalog = ctx.catalog
+        #: For the catalog: whether this writer created the topic, and the columns it has produced so far
+        #: (a topic keeps no schema; the catalog adds what each writer reports).
+        self._created_topic = sink.topic in created
+        self._produced: pa.Schema | None = None
         config: dict[str, Any] = {
             **_PRODUCER_DEFAULTS,
             **self.common,
@@ -259,7 +265,26 @@ class KafkaWriter(SinkWriter):
             self._fail(self._failures[0], transactional)
         for sp, position in positions.items():
             self._positions[_key(sp)] = (position, cursors.get(sp))
+        if self.catalog is not None and table is not None and rows:
+            before = self._produced.names if self._produced is not None else None
+            if before is None or adds_columns(table.column_names, before):
+                written = table
+                tell_catalog(self.catalog, self.sink.topic, lambda: self._table_commit(written))
         return CommitInfo(rows=rows)
+
+    def _table_commit(self, table: pa.Table) -> TableCommit:
+        """The columns produced so far (with ``table``'s), for the catalog at ``kafka://<bootstrap>/<topic>``."""
+        fields = [f for f in table.schema if f.name != LINEAGE and not pa.types.is_null(f.type)]
+        created = self._produced is None and self._created_topic
+        self._produced = pa.unify_schemas([s for s in (self._produced, pa.schema(fields)) if s is not None])
+        return TableCommit(
+            location=f"kafka://{self.common['bootstrap.servers']}/{self.sink.topic}",
+            format="binary" if self.sink.value_column else "json",
+            schema=self._produced,
+            created=created,
+            app_id=self.app_id,
+            partial_schema=True,
+        )
 
     def _fail(self, error: ck.KafkaError, transactional: bool) -> None:
         fenced = error.code() in (ck.KafkaError.PRODUCER_FENCED, ck.KafkaError.INVALID_PRODUCER_EPOCH)
