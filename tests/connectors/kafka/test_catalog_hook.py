@@ -34,7 +34,13 @@ def test_the_sink_tells_the_catalog_on_its_first_commit_and_new_columns(services
     counting = CountingCatalog()
     records = [{"id": i} for i in range(6)]  # 3 commits of 2 rows
     run(records, KafkaSink(unique), unique, counting, services.settings())
-    run(records + [{"id": 7}, {"id": 8}, {"id": 9, "extra": "e"}], KafkaSink(unique), unique, counting, services.settings())
+    run(
+        records + [{"id": 7}, {"id": 8}, {"id": 9, "extra": "e"}],
+        KafkaSink(unique),
+        unique,
+        counting,
+        services.settings(),
+    )
     assert [(c.created, c.schema.names) for c in counting.commits] == [
         (True, ["id"]),  # this writer created the topic
         (False, ["id"]),  # the next run's first commit
