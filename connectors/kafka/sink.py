@@ -177,6 +177,7 @@ class KafkaWriter(SinkWriter):
         #: (a topic keeps no schema; the catalog adds what each writer reports).
         self._created_topic = sink.topic in created
         self._produced: pa.Schema | None = None
+        self._names: set[str] | None = None  # every column name seen, all-null ones too
         config: dict[str, Any] = {
             **_PRODUCER_DEFAULTS,
             **self.common,
@@ -266,8 +267,8 @@ class KafkaWriter(SinkWriter):
         for sp, position in positions.items():
             self._positions[_key(sp)] = (position, cursors.get(sp))
         if self.catalog is not None and table is not None and rows:
-            before = self._produced.names if self._produced is not None else None
-            if before is None or adds_columns(table.column_names, before):
+            if self._names is None or adds_columns(table.column_names, self._names):
+                self._names = {*(self._names or ()), *table.column_names}
                 written = table
                 tell_catalog(self.catalog, self.sink.topic, lambda: self._table_commit(written))
         return CommitInfo(rows=rows)
