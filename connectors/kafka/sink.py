@@ -274,12 +274,13 @@ class KafkaWriter(SinkWriter):
         return CommitInfo(rows=rows)
 
     def _table_commit(self, table: pa.Table) -> TableCommit:
-        """The columns produced so far (with ``table``'s), for the catalog at ``kafka://<bootstrap>/<topic>``."""
+        """The columns produced so far (with ``table``'s), for the catalog at ``kafka://<topic>``
+        (the location a Kafka crawler gives the topic, so both name one table)."""
         fields = [f for f in table.schema if f.name != LINEAGE and not pa.types.is_null(f.type)]
         created = self._produced is None and self._created_topic
         self._produced = pa.unify_schemas([s for s in (self._produced, pa.schema(fields)) if s is not None])
         return TableCommit(
-            location=f"kafka://{self.common['bootstrap.servers']}/{self.sink.topic}",
+            location=f"kafka://{self.sink.topic}",
             format="binary" if self.sink.value_column else "json",
             schema=self._produced,
             created=created,
