@@ -39,11 +39,18 @@ demo: $(STAMP) ## Start the local stack, stream sample orders into Delta, print 
 	$(CLI) table show s3://lake/orders_dead_letters --limit 3 || status=$$?; \
 	$(CLI) dev down; exit $$status
 
-test: $(STAMP) $(KINESALITE) ## Run the whole test suite (starts its own broker and S3)
-	$(BIN)/pytest
+# `make test` runs on TEST_WORKERS pytest-xdist workers, each with its own broker, S3 and
+# kinesalite (most e2e tests wait on group joins, leases and backoffs, so 4 overlap well on
+# 2 cores); TEST_WORKERS=0 runs serially. PYTEST_ARGS picks tests or adds options, e.g.
+# `make test PYTEST_ARGS="tests/e2e -k kinesis"`.
+TEST_WORKERS ?= 4
+PYTEST_ARGS  ?=
+
+test: $(STAMP) $(KINESALITE) ## Run the whole suite on TEST_WORKERS=4 workers (~10 min; starts its own broker and S3)
+	$(BIN)/pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## Run the tests that need no services
-	$(BIN)/pytest -m "not services"
+	$(BIN)/pytest -m "not services" $(PYTEST_ARGS)
 
 bench: $(STAMP) $(KINESALITE) ## Benchmark 1M records Kafka -> Delta against a bare consumer; writes bench/results/latest.json
 	$(BIN)/python -m bench.run --repeat 3
