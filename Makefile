@@ -46,7 +46,7 @@ demo: $(STAMP) ## Start the local stack, stream sample orders into Delta, print 
 TEST_WORKERS ?= 4
 PYTEST_ARGS  ?=
 
-test: $(STAMP) $(KINESALITE) ## Run the whole suite on TEST_WORKERS=4 workers (~10 min; starts its own broker and S3)
+test: $(STAMP) $(KINESALITE) ## Run the whole suite on TEST_WORKERS=4 workers (~10-15 min; starts its own broker and S3)
 	$(BIN)/pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## Run the tests that need no services
