@@ -21,7 +21,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Under xdist (`make test` runs `pytest -n 4`), hand out tests one at a time rather than in
+    # Under xdist (`make test` runs `pytest -n 6`), hand out tests one at a time rather than in
     # chunks: with the slow tests collected first (below), each free worker takes the longest
     # test left, and no worker sits on a queue of e2e tests while the others idle.
     if getattr(config.option, "maxschedchunk", "absent") is None:
