@@ -506,6 +506,11 @@ class DevStack:
 KINESALITE = Path(__file__).resolve().parents[1] / "tools" / "kinesalite" / "node_modules" / "kinesalite"
 #: Its CLI listens on every interface: start it from a one-line script bound to loopback.
 KINESALITE_SCRIPT = (
+    # kinesalite throws from a request's 'error' handler when a client goes away mid-request (a
+    # worker SIGKILLed while sending): that must not take the whole local Kinesis down.
+    "process.on('uncaughtException', (err) => { if (err && err.code === 'ECONNRESET') {"
+    " console.error('a client went away mid-request: ' + err.message); return; }"
+    " console.error(err); process.exit(1); });"
     "require(process.argv[1])({createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 1000})"
     ".listen(Number(process.argv[2]), '127.0.0.1', (err) => { if (err) throw err; console.log('ready'); });"
 )

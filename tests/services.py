@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stream_etl.devstack import DUMMY_KEY, DUMMY_SECRET, TANSU_CONSUMER_OPTIONS, DevStack, free_port
+from stream_etl.errors import ServiceError
 from stream_etl.settings import Settings
+
+#: Attempts to start a stack on freshly chosen ports.
+PORT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -86,14 +90,8 @@ def running_services(state_dir: Path) -> Iterator[Services]:
         with _containers() as services:
             yield services
     elif mode == "local":
-        stack = DevStack(state_dir, kafka_port=free_port(), s3_port=free_port(), bucket="tests", die_with_parent=True)
-        state = stack.up(timeout_s=90)
-        try:
-            yield Services(
-                state.kafka_bootstrap, state.s3_endpoint, state.bucket, DUMMY_KEY, DUMMY_SECRET, TANSU_CONSUMER_OPTIONS
-            )
-        finally:
-            stack.down(grace_s=1.0)
+        with own_stack(state_dir) as (_, services):
+            yield services
     else:
         msg = f"STREAM_ETL_TEST_SERVICES={mode!r}: use local, external or testcontainers"
         raise ValueError(msg)
@@ -101,19 +99,32 @@ def running_services(state_dir: Path) -> Iterator[Services]:
 
 @contextmanager
 def own_stack(state_dir: Path, *, kafka_advertised_port: int | None = None) -> Iterator[tuple[DevStack, Services]]:
-    """A broker and S3 of the test's own, for tests that stop or cut them (outages)."""
-    stack = DevStack(
-        state_dir,
-        kafka_port=free_port(),
-        s3_port=free_port(),
-        bucket="tests",
-        die_with_parent=True,
-        kafka_advertised_port=kafka_advertised_port,
-    )
-    state = stack.up(timeout_s=120)
+    """A broker and S3 on free loopback ports: the session's (one per xdist worker), or a test's
+    own, for tests that stop or cut them (outages)."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        stack = DevStack(
+            state_dir,
+            kafka_port=free_port(),
+            s3_port=free_port(),
+            bucket="tests",
+            die_with_parent=True,
+            kafka_advertised_port=kafka_advertised_port,
+        )
+        try:
+            state = stack.up(timeout_s=120)
+        except ServiceError:
+            # Another process (a parallel test worker, a client's ephemeral port) took a port
+            # between choosing it and binding it: choose again.
+            if attempt == PORT_ATTEMPTS:
+                raise
+            continue
+        break
     try:
-        yield stack, Services(
-            state.kafka_bootstrap, state.s3_endpoint, state.bucket, DUMMY_KEY, DUMMY_SECRET, TANSU_CONSUMER_OPTIONS
+        yield (
+            stack,
+            Services(
+                state.kafka_bootstrap, state.s3_endpoint, state.bucket, DUMMY_KEY, DUMMY_SECRET, TANSU_CONSUMER_OPTIONS
+            ),
         )
     finally:
         stack.down(grace_s=1.0)

@@ -172,6 +172,7 @@ def test_a_config_file_others_can_read_is_refused_with_the_chmod_to_run(tmp_path
     assert "sasl-secret-in-file" not in output
 
 
+@pytest.mark.slow  # two runs that each wait out the 15 s broker connect timeout
 def test_a_config_file_supplies_settings_under_the_environment(tmp_path: Path) -> None:
     config = tmp_path / "etl.env"
     config.write_text(

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -73,6 +74,7 @@ def _topology() -> Topology:
 LEADING_NULLS = [b'{"": [null,null]}', b'{"id": 1, "items": [null, {"sku": "a"}]}']
 
 
+@pytest.mark.slow  # 150 runs of a topology: ~30 s
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records)
 @example([b"", b"", b"", b"", b"", b'{"":false}', None, b'{"":0}'])  # two batches of different types
