@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -257,7 +258,7 @@ class KafkaWriter(SinkWriter):
                     self.sink.positions_topic, json.dumps(value), json.dumps([self.app_id, stream, part]), None
                 )
             if transactional:
-                self.producer.commit_transaction(self.sink.timeout_s)
+                self._commit_transaction()
             else:
                 self._flush()
         except ck.KafkaException as exc:
@@ -287,6 +288,26 @@ class KafkaWriter(SinkWriter):
             app_id=self.app_id,
             partial_schema=True,
         )
+
+    def _commit_transaction(self) -> None:
+        """Commit, retrying a retriable failure as librdkafka asks: a commit that timed out may have
+        landed, so it is committed again, never aborted and re-sent (that would publish the batch twice)."""
+        deadline = time.monotonic() + self.sink.timeout_s
+        while True:
+            try:
+                self.producer.commit_transaction(max(1.0, deadline - time.monotonic()))
+                return
+            except ck.KafkaException as exc:
+                error: ck.KafkaError = exc.args[0]
+                if error.txn_requires_abort() or not error.retriable():
+                    raise
+                if time.monotonic() >= deadline:
+                    msg = (
+                        f"committing the transaction on {self.sink.topic} did not finish in {self.sink.timeout_s} s "
+                        f"({error}); the worker stops so that a restart resolves it (init_transactions)"
+                    )
+                    raise SinkRejected(msg, table_uri=self.sink.topic) from exc
+                log.warning("committing the transaction on %s: %s; retrying the commit", self.sink.topic, error)
 
     def _fail(self, error: ck.KafkaError, transactional: bool) -> None:
         fenced = error.code() in (ck.KafkaError.PRODUCER_FENCED, ck.KafkaError.INVALID_PRODUCER_EPOCH)
