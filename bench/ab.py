@@ -8,7 +8,7 @@ in rotating order, against the same topic (fresh app id and table each time), ve
 table like `bench.run` does, and prints per variant and mode the median of: seconds from
 launch to the last commit, CPU seconds, peak RSS, and CPU per thread group. ``--against`` is a
 source tree of another version (e.g. ``git archive main | tar -x -C /tmp/base``); it runs with
-this virtualenv and ``PYTHONPATH`` set to that tree. Uses the stack named by
+this virtualenv and ``PYTHONPATH`` set to that tree; ``--env`` runs this tree with extra environment variables. Uses the stack named by
 ``STREAM_ETL_KAFKA_BOOTSTRAP_SERVERS``/``STREAM_ETL_S3_ENDPOINT_URL`` if set (see README), or
 starts its own.
 """
@@ -35,6 +35,13 @@ FIGURES = ("e2e_total_s", "e2e_first_commit_s", "e2e_cpu_s", "e2e_cpu_user_s", "
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__.split("\n\n")[0])
     parser.add_argument("--against", type=Path, action="append", default=[], help="another source tree (repeatable)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME:K=V,K=V",
+        help="a variant of this tree with extra environment variables, e.g. arena:MALLOC_ARENA_MAX=2 (repeatable)",
+    )
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
@@ -44,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write every run's figures here (JSON)")
     args = parser.parse_args(argv)
     args.profile = None
-    variants = {"this": ROOT, **{str(p): p.resolve() for p in args.against}}
+    variants: dict[str, tuple[Path, dict[str, str]]] = {"this": (ROOT, {})}
+    variants.update({str(p): (p.resolve(), {}) for p in args.against})
+    for spec in args.env:
+        name, _, pairs = spec.partition(":")
+        variants[name] = (ROOT, dict(pair.split("=", 1) for pair in pairs.split(",") if pair))
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     logs = Path(tempfile.mkdtemp(prefix="stream-etl-ab-logs-"))
@@ -59,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                 for name in order:
                     suffix = f"{run_id}-{index}-{mode}-{names.index(name)}"
                     job = ("assignment=direct",) if mode == "direct" else ()
+                    tree, env = variants[name]
                     result = measure_engine(
-                        stack, produced, suffix, args, logs, label=mode, job_args=job, source_tree=variants[name]
+                        stack, produced, suffix, args, logs, label=mode, job_args=job, source_tree=tree, env=env
                     )
                     row = {"variant": name, "mode": mode, "repeat": index, **{k: result[k] for k in FIGURES}}
                     row["threads"] = result["e2e_threads_cpu_s"]

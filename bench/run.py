@@ -335,11 +335,10 @@ def measure_raw(
         *(["--assign"] if direct else []),
     ]
     out_path, err_path = logs / f"{group}.out", logs / f"{group}.err"
-    env = stack.child_environment()
-    if source_tree != ROOT:
-        env["PYTHONPATH"] = str(source_tree)
     with out_path.open("wb") as out, err_path.open("wb") as err, Phase(stack) as phase:
-        measured = run_measured(command, env=env, cwd=source_tree, stdout=out, stderr=err, timeout_s=args.timeout)
+        measured = run_measured(
+            command, env=stack.child_environment(), cwd=ROOT, stdout=out, stderr=err, timeout_s=args.timeout
+        )
     lines = [line for line in out_path.read_text().splitlines() if line.startswith("{")]
     if measured.returncode != 0 or not lines:
         msg = f"the bare consumer failed (exit {measured.returncode}): {err_path.read_text()[-2000:]} {lines[-1:]}"
@@ -422,10 +421,12 @@ def measure_engine(
     label: str = "engine",
     job_args: tuple[str, ...] = (),
     source_tree: Path = ROOT,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run ``topology`` over the produced topic until caught up, in a fresh process, and verify
     its table: it must hold the columns ``id`` and ``amount_cents`` of every valid order once.
-    ``source_tree``: run the engine of another checkout (bench/ab.py compares two)."""
+    ``source_tree``: run the engine of another checkout, ``env``: with extra environment variables
+    (bench/ab.py compares variants)."""
     from deltalake import DeltaTable
 
     from connectors.delta.sink import txn_app_id
@@ -474,11 +475,11 @@ def measure_engine(
             *command,
         ]
     out_path, err_path = logs / f"{label}-{run_id}.out", logs / f"{label}-{run_id}.err"
-    env = stack.child_environment()
+    child_env = {**stack.child_environment(), **(env or {})}
     if source_tree != ROOT:
-        env["PYTHONPATH"] = str(source_tree)
+        child_env["PYTHONPATH"] = str(source_tree)
     with out_path.open("wb") as out, err_path.open("wb") as err, Phase(stack) as phase:
-        measured = run_measured(command, env=env, cwd=source_tree, stdout=out, stderr=err, timeout_s=args.timeout)
+        measured = run_measured(command, env=child_env, cwd=source_tree, stdout=out, stderr=err, timeout_s=args.timeout)
     if measured.returncode != 0:
         msg = f"the engine failed (exit {measured.returncode}):\n{err_path.read_text()[-3000:]}"
         raise RuntimeError(msg)
