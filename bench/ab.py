@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         "--env",
         action="append",
         default=[],
-        metavar="NAME:K=V,K=V",
+        metavar="NAME:K=V;K=V",
         help="a variant of this tree with extra environment variables, e.g. arena:MALLOC_ARENA_MAX=2 (repeatable)",
     )
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     variants.update({str(p): (p.resolve(), {}) for p in args.against})
     for spec in args.env:
         name, _, pairs = spec.partition(":")
-        variants[name] = (ROOT, dict(pair.split("=", 1) for pair in pairs.split(",") if pair))
+        variants[name] = (ROOT, dict(pair.split("=", 1) for pair in pairs.split(";") if pair))
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     logs = Path(tempfile.mkdtemp(prefix="stream-etl-ab-logs-"))

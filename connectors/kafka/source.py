@@ -107,6 +107,9 @@ class KafkaSource(Source):
 class KafkaReader(SourceReader):
     """A consumer whose assignments are positioned from the sink's stored positions."""
 
+    #: librdkafka handles are thread-safe, and the ends are probed with a consumer of their own.
+    ends_while_polling = True
+
     def __init__(self, config: KafkaSourceConfig, ctx: RunContext, listener: AssignmentListener) -> None:
         self.config = config
         self.listener = listener
