@@ -6,7 +6,7 @@
     stream-etl table show s3://lake/orders
 
 Job arguments (``--arg key=value``): ``topic`` (default orders), ``table``
-(default s3://lake/orders), ``batch_records`` (records per micro-batch, default 50000),
+(default s3://lake/orders), ``batch_records`` (records per micro-batch, default 100000),
 ``partition_by`` (comma-separated partition columns, default country; empty for none),
 ``assignment`` (``group``: join the consumer group, the default and how workers scale out;
 ``direct``: one worker assigned every partition, no group join),
@@ -22,7 +22,7 @@ from stream_etl.samples import ORDER_SCHEMA
 args = job_args(
     topic="orders",
     table="s3://lake/orders",
-    batch_records="50000",
+    batch_records="100000",
     partition_by="country",
     assignment="group",
     max_commit_retries="",
