@@ -420,9 +420,13 @@ def measure_engine(
     topology: Path = TOPOLOGY,
     label: str = "engine",
     job_args: tuple[str, ...] = (),
+    source_tree: Path = ROOT,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run ``topology`` over the produced topic until caught up, in a fresh process, and verify
-    its table: it must hold the columns ``id`` and ``amount_cents`` of every valid order once."""
+    its table: it must hold the columns ``id`` and ``amount_cents`` of every valid order once.
+    ``source_tree``: run the engine of another checkout, ``env``: with extra environment variables
+    (bench/ab.py compares variants)."""
     from deltalake import DeltaTable
 
     from connectors.delta.sink import txn_app_id
@@ -436,7 +440,7 @@ def measure_engine(
         "-m",
         "stream_etl",
         "run",
-        str(topology),
+        str(source_tree / topology.relative_to(ROOT)),
         "--until-caught-up",
         "--json",
         "--app-id",
@@ -471,10 +475,11 @@ def measure_engine(
             *command,
         ]
     out_path, err_path = logs / f"{label}-{run_id}.out", logs / f"{label}-{run_id}.err"
+    child_env = {**stack.child_environment(), **(env or {})}
+    if source_tree != ROOT:
+        child_env["PYTHONPATH"] = str(source_tree)
     with out_path.open("wb") as out, err_path.open("wb") as err, Phase(stack) as phase:
-        measured = run_measured(
-            command, env=stack.child_environment(), cwd=ROOT, stdout=out, stderr=err, timeout_s=args.timeout
-        )
+        measured = run_measured(command, env=child_env, cwd=source_tree, stdout=out, stderr=err, timeout_s=args.timeout)
     if measured.returncode != 0:
         msg = f"the engine failed (exit {measured.returncode}):\n{err_path.read_text()[-3000:]}"
         raise RuntimeError(msg)

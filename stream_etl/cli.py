@@ -159,10 +159,12 @@ def run(
     ] = SHUTDOWN_TIMEOUT_S,
 ) -> None:
     """Run a topology: consume, transform, commit to its sinks exactly once."""
+    from stream_etl import memory
     from stream_etl.loader import load_topology
     from stream_etl.runloop import RunLoop
 
     with _errors():
+        memory.tune()  # before delta-rs loads and before any thread starts
         args = _parse_args(arg or [])
         loaded = load_topology(topology, args=args)
         ctx = RunContext(

@@ -123,7 +123,8 @@ class JsonFormat(Format):
         if not _one_object_per_line(buffer, n):
             return self._decode_slowly(values)
         try:
-            buffer.decode("utf-8")
+            if not buffer.isascii():  # Arrow does not check UTF-8; isascii() copies nothing
+                buffer.decode("utf-8")
             table = self._parse(buffer)
         except (pa.ArrowInvalid, UnicodeDecodeError):
             return self._decode_slowly(values)

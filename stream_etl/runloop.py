@@ -142,14 +142,19 @@ class RunLoop:
             keeper.registry = reader.registry
         preparer = Preparer(fetcher, topology, source_node.format, reader, keeper)
         caught_up = False
+
+        def start_stages() -> None:
+            if fetcher.ident is None:
+                fetcher.start()
+                preparer.start()
+
         try:
             if ctx.mode == "until_caught_up":
-                if not self._prepare_targets(reader, primary.writer):
+                if not self._prepare_targets(reader, primary.writer, start_stages):
                     return self._summary(True, sinks, dead)  # nothing to do: never joined the group
             else:
                 reader.start()
-            fetcher.start()
-            preparer.start()
+            start_stages()
             caught_up = self._loop(fetcher, preparer, reader, sinks, dead)
         finally:
             if fetcher.ident is None:
@@ -164,14 +169,15 @@ class RunLoop:
                 target.writer.close()
         return self._summary(caught_up, sinks, dead)
 
-    def _prepare_targets(self, reader: SourceReader, primary: SinkWriter) -> bool:
+    def _prepare_targets(self, reader: SourceReader, primary: SinkWriter, start_stages: Callable[[], None]) -> bool:
         """Find the end positions to reach and start the reader; False when nothing is left.
 
         Finding exact ends takes a few hundred ms. When a quick estimate already shows
         records to read, the reader starts first (joining a group takes seconds) and the
-        exact ends are found meanwhile; otherwise they are found first, so that a run
-        with nothing to do exits without joining. Sources whose ends are only found while
-        reading (Kinesis) always start; :meth:`_caught_up` asks them for their ends.
+        exact ends are found meanwhile, with the fetch and prepare stages already reading
+        when the reader allows it (``ends_while_polling``); otherwise they are found first,
+        so that a run with nothing to do exits without joining. Sources whose ends are only
+        found while reading (Kinesis) always start; :meth:`_caught_up` asks them for their ends.
         """
         if not reader.ends_known_up_front:
             reader.start()
@@ -181,6 +187,8 @@ class RunLoop:
         clearly_behind = any(self._reached.get(sp, -1) < end for sp, end in self._targets.items())
         if clearly_behind:
             reader.start()
+            if reader.ends_while_polling:
+                start_stages()
         self._targets = reader.end_positions()
         self._refresh_reached(primary)
         behind = sum(1 for sp, end in self._targets.items() if self._reached.get(sp, -1) < end)

@@ -44,6 +44,9 @@ class SourceReader(ABC):
     #: where a read comes back empty at the tip). Until-caught-up runs of such sources do not
     #: ask :meth:`end_positions` up front; they stop once :meth:`found_ends` are reached.
     ends_known_up_front: bool = True
+    #: True when :meth:`end_positions` may be called from another thread while the fetch
+    #: thread polls (the run loop then reads records while it finds the exact ends).
+    ends_while_polling: bool = False
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Start getting partitions assigned (join the group). Called once, before polling."""

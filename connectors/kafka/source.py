@@ -107,6 +107,9 @@ class KafkaSource(Source):
 class KafkaReader(SourceReader):
     """A consumer whose assignments are positioned from the sink's stored positions."""
 
+    #: The exact ends are probed with a consumer of their own (see _true_ends).
+    ends_while_polling = True
+
     def __init__(self, config: KafkaSourceConfig, ctx: RunContext, listener: AssignmentListener) -> None:
         self.config = config
         self.listener = listener
@@ -357,9 +360,10 @@ class KafkaReader(SourceReader):
 
     def _true_ends(self, partitions: list[SourcePartition]) -> dict[SourcePartition, int]:
         """Ends of the non-empty ``partitions``, read from fetch responses: ListOffsets alone
-        can understate them on some brokers (Tansu answers the last record batch's base)."""
-        candidates = {sp: max(high - 1, low) for sp, (low, high) in self._watermarks(partitions).items() if high > low}
-        return _probe_ends(self.client_config, candidates, self.config.connect_timeout_s)
+        can understate them on some brokers (Tansu answers the last record batch's base).
+        Everything goes through a probe consumer: the fetch thread may be polling ours
+        (``ends_while_polling``), and a watermark query on it meanwhile hung."""
+        return _probe_ends(self.client_config, partitions, self.config.connect_timeout_s)
 
     def commit(self, positions: dict[SourcePartition, int]) -> None:
         self._to_commit.update(positions)
@@ -404,15 +408,25 @@ class KafkaReader(SourceReader):
 
 
 def _probe_ends(
-    client_config: dict[str, Any], candidates: dict[SourcePartition, int], timeout_s: float
+    client_config: dict[str, Any], partitions: list[SourcePartition], timeout_s: float
 ) -> dict[SourcePartition, int]:
-    """Read from just before each candidate end until end-of-partition; return the true ends."""
-    if not candidates:
+    """Read from just before each non-empty partition's high watermark until end-of-partition;
+    return the true ends."""
+    if not partitions:
         return {}
     config = {**client_config, "enable.partition.eof": True, "group.id": f"{client_config['group.id']}-probe"}
     probe = ck.Consumer(config)
     ends: dict[SourcePartition, int] = {}
+    candidates: dict[SourcePartition, int] = {}
     try:
+        for sp in partitions:
+            low, high = probe.get_watermark_offsets(
+                ck.TopicPartition(sp.stream, int(sp.partition)), timeout=timeout_s, cached=False
+            )
+            if high > low:
+                candidates[sp] = max(high - 1, low)
+        if not candidates:
+            return {}
         probe.assign([ck.TopicPartition(sp.stream, int(sp.partition), at) for sp, at in candidates.items()])
         deadline = time.monotonic() + timeout_s
         while len(ends) < len(candidates) and time.monotonic() < deadline:

@@ -693,3 +693,41 @@ def test_until_caught_up_with_ends_found_while_reading() -> None:
     assert first.caught_up and first.stats["records_in"] == 50
     _assert_once(out.table()["id"].to_pylist(), _valid_ids(records))
     assert again.caught_up and again.stats["records_in"] == 0  # starts, finds itself at the ends, stops
+
+
+class SlowEndsListSource(ListSource):
+    """A source whose exact ends take long to find (Kafka probes them), and that allows
+    finding them while the fetch thread polls."""
+
+    def open(self, ctx: RunContext, listener: AssignmentListener) -> SlowEndsListReader:
+        self.reader = SlowEndsListReader(self, listener)
+        return self.reader
+
+
+class SlowEndsListReader(ListReader):
+    ends_while_polling = True
+
+    def __init__(self, source: ListSource, listener: AssignmentListener) -> None:
+        super().__init__(source, listener)
+        self.polled = threading.Event()
+        self.polled_before_ends: bool | None = None
+
+    def poll(self, max_records: int, timeout: float) -> Chunk | None:
+        self.polled.set()
+        return super().poll(max_records, timeout)
+
+    def end_positions(self) -> dict[SourcePartition, int]:
+        self.polled_before_ends = self.polled.wait(timeout=5)
+        return super().end_positions()
+
+
+def test_records_are_read_while_the_exact_ends_are_found() -> None:
+    out, dead = MemorySink("out"), MemorySink("dead")
+    source = SlowEndsListSource(_orders(40), partitions=2)
+
+    summary = _run(_topology(batch=8), source, out, dead)
+
+    assert source.reader.polled_before_ends is True  # without waiting the 5 s
+    assert summary.caught_up is True
+    _assert_once(out.table()["id"].to_pylist(), _valid_ids(_orders(40)))
+    _assert_reconciled(summary.stats)
