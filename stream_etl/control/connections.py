@@ -20,10 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from stream_etl.control.catalog import check_name
-from stream_etl.control.errors import AlreadyExists, NotFound
+from stream_etl.control.errors import AlreadyExists
 from stream_etl.control.models import Connection
 from stream_etl.control.secrets import MASK, SecretBox
-from stream_etl.control.store import Store
+from stream_etl.control.store import Store, by_name
 from stream_etl.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -291,10 +291,7 @@ class Connections:
 
     @staticmethod
     def _row(session: Any, name: str) -> Connection:
-        row: Connection | None = session.scalars(select(Connection).where(Connection.name == name)).first()
-        if row is None:
-            raise NotFound(kind="connection", name=name)
-        return row
+        return by_name(session, Connection, name, kind="connection")
 
     @staticmethod
     def _info(row: Connection) -> ConnectionInfo:

@@ -36,7 +36,7 @@ from stream_etl.control.crawl_targets import CONNECTION_KINDS, CrawlContext, Tar
 from stream_etl.control.crawler_models import Classifier, Crawler, CrawlerRun
 from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound, not_valid
 from stream_etl.control.secrets import SecretBox
-from stream_etl.control.store import Store
+from stream_etl.control.store import Store, by_id, by_name
 from stream_etl.errors import ConfigurationError
 from stream_etl.formats.registry import StoreResolver
 
@@ -222,10 +222,7 @@ class Crawlers:
             msg = f"classifier {name!r} is used by crawler(s) {users}: remove it from them first"
             raise InvalidState(msg)
         with self.store.session() as session:
-            row = session.scalars(select(Classifier).where(Classifier.name == name)).first()
-            if row is None:
-                raise NotFound(kind="classifier", name=name)
-            session.delete(row)
+            session.delete(by_name(session, Classifier, name, kind="classifier"))
 
     # runs -----------------------------------------------------------------------------------
 
@@ -263,9 +260,7 @@ class Crawlers:
 
     def execute(self, run_id: int) -> CrawlerRunInfo:
         with self.store.session() as session:
-            row = session.get(CrawlerRun, run_id)
-            if row is None:
-                raise NotFound(kind="crawler run", name=run_id)
+            row = by_id(session, CrawlerRun, run_id, kind="crawler run")
             spec, properties = _spec(row.crawler), dict(row.changes.get("run_properties", {}))
         changes = Changes(run_properties=properties)
         error: str | None = None
@@ -276,8 +271,7 @@ class Crawlers:
             log.warning("crawler %s run %s failed: %s", spec.name, run_id, error)
         changes.count()
         with self.store.session() as session:
-            row = session.get(CrawlerRun, run_id)
-            assert row is not None  # noqa: S101 - read above
+            row = by_id(session, CrawlerRun, run_id, kind="crawler run")
             row.state = "FAILED" if error else "SUCCEEDED"
             row.error, row.ended_at = error, datetime.now(UTC)
             row.changes = changes.model_dump(mode="json")
@@ -373,10 +367,7 @@ class Crawlers:
 
     def get_run(self, run_id: int) -> CrawlerRunInfo:
         with self.store.session() as session:
-            row = session.get(CrawlerRun, run_id)
-            if row is None:
-                raise NotFound(kind="crawler run", name=run_id)
-            return _run_info(row)
+            return _run_info(by_id(session, CrawlerRun, run_id, kind="crawler run"))
 
     # lookups ----------------------------------------------------------------------------------
 
@@ -391,7 +382,4 @@ class Crawlers:
 
     @staticmethod
     def _row(session: Session, name: str) -> Crawler:
-        row = session.scalars(select(Crawler).where(Crawler.name == name)).first()
-        if row is None:
-            raise NotFound(kind="crawler", name=name)
-        return row
+        return by_name(session, Crawler, name, kind="crawler")

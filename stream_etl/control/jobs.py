@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 
 from stream_etl.context import check_app_id
 from stream_etl.control.catalog import check_name
-from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound, not_valid
+from stream_etl.control.errors import AlreadyExists, InvalidState, not_valid
 from stream_etl.control.models import Connection, Job, Run, utcnow
-from stream_etl.control.store import Store
+from stream_etl.control.store import Store, by_id, by_name
 from stream_etl.errors import ConfigurationError
 
 JobKind = Literal["topology", "compact", "vacuum", "checkpoint"]
@@ -325,14 +325,8 @@ class Jobs:
 
     @staticmethod
     def _job(session: Session, name: str) -> Job:
-        row = session.scalars(select(Job).where(Job.name == name)).first()
-        if row is None:
-            raise NotFound(kind="job", name=name)
-        return row
+        return by_name(session, Job, name, kind="job")
 
     @staticmethod
     def _run(session: Session, run_id: int) -> Run:
-        row = session.get(Run, run_id)
-        if row is None:
-            raise NotFound(kind="run", name=run_id)
-        return row
+        return by_id(session, Run, run_id, kind="run")

@@ -27,7 +27,7 @@ from stream_etl.control.compatibility import DataFormat, Mode
 from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound
 from stream_etl.control.models import utcnow
 from stream_etl.control.registry_models import RegisteredSchema, RegisteredVersion, Registry
-from stream_etl.control.store import Store
+from stream_etl.control.store import Store, by_id, by_name
 from stream_etl.errors import ConfigurationError
 
 DEFAULT_REGISTRY = "default-registry"
@@ -290,10 +290,7 @@ class SchemaRegistry:
     def get_by_id(self, schema_id: int) -> VersionInfo:
         """The version with global id ``schema_id``."""
         with self.store.session() as session:
-            found = session.get(RegisteredVersion, schema_id)
-            if found is None:
-                raise NotFound(kind="schema id", name=schema_id)
-            return _version_info(found)
+            return _version_info(by_id(session, RegisteredVersion, schema_id, kind="schema id"))
 
     def versions(self, registry: str, name: str) -> list[VersionInfo]:
         with self.store.session() as session:
@@ -325,10 +322,7 @@ class SchemaRegistry:
 
     @staticmethod
     def _registry(session: Session, name: str) -> Registry:
-        row = session.scalars(select(Registry).where(Registry.name == name)).first()
-        if row is None:
-            raise NotFound(kind="registry", name=name)
-        return row
+        return by_name(session, Registry, name, kind="registry")
 
     def _schema(self, session: Session, registry: str, name: str) -> RegisteredSchema:
         reg = self._registry(session, registry)

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound
 from stream_etl.control.jobs import Jobs
 from stream_etl.control.models import Job, utcnow
-from stream_etl.control.store import Store
+from stream_etl.control.store import Store, by_name
 from stream_etl.control.trigger_models import ActionRun, Trigger, TriggerFiring, Workflow, WorkflowRun
 from stream_etl.control.trigger_specs import (
     Action,
@@ -302,7 +302,4 @@ class Triggers:
 
     @staticmethod
     def _trigger(session: Session, name: str) -> Trigger:
-        row = session.scalars(select(Trigger).where(Trigger.name == name)).first()
-        if row is None:
-            raise NotFound(kind="trigger", name=name)
-        return row
+        return by_name(session, Trigger, name, kind="trigger")

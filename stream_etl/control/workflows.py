@@ -28,10 +28,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stream_etl.control.catalog import check_name
-from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound
+from stream_etl.control.errors import AlreadyExists, InvalidState
 from stream_etl.control.jobs import Jobs
 from stream_etl.control.models import utcnow
-from stream_etl.control.store import Store
+from stream_etl.control.store import Store, by_id, by_name
 from stream_etl.control.trigger_models import ActionRun, TriggerFiring, Workflow, WorkflowRun
 from stream_etl.control.trigger_specs import (
     ACTIVE_ACTIONS,
@@ -369,14 +369,8 @@ class Workflows:
 
     @staticmethod
     def _workflow(session: Session, name: str) -> Workflow:
-        row = session.scalars(select(Workflow).where(Workflow.name == name)).first()
-        if row is None:
-            raise NotFound(kind="workflow", name=name)
-        return row
+        return by_name(session, Workflow, name, kind="workflow")
 
     @staticmethod
     def _run(session: Session, run_id: int) -> WorkflowRun:
-        row = session.get(WorkflowRun, run_id)
-        if row is None:
-            raise NotFound(kind="workflow run", name=run_id)
-        return row
+        return by_id(session, WorkflowRun, run_id, kind="workflow run")
