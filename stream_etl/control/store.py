@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from stream_etl.control.errors import NotFound
+from stream_etl.control.errors import AlreadyExists, NotFound
 from stream_etl.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,15 @@ class Store:
         """A transaction: committed when the block ends, rolled back on an error."""
         with self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def creating(self, kind: str, name: object) -> Iterator[Session]:
+        """A :meth:`session` that adds a row unique on ``name``: a duplicate raises :class:`AlreadyExists`."""
+        try:
+            with self.session() as session:
+                yield session
+        except IntegrityError as exc:
+            raise AlreadyExists(kind=kind, name=name) from exc
 
     @property
     def url(self) -> str:

@@ -24,11 +24,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stream_etl.control.catalog import check_name
-from stream_etl.control.errors import AlreadyExists, InvalidState
+from stream_etl.control.errors import InvalidState
 from stream_etl.control.jobs import Jobs
 from stream_etl.control.models import utcnow
 from stream_etl.control.store import Store, by_id, by_name
@@ -135,17 +134,14 @@ class Workflows:
         self.triggers = Triggers(store)
 
     def create(self, spec: WorkflowSpec, *, replace: bool = False) -> WorkflowInfo:
-        try:
-            with self.store.session() as session:
-                row = session.scalars(select(Workflow).where(Workflow.name == spec.name)).first() if replace else None
-                if row is None:
-                    row = Workflow(name=spec.name)
-                    session.add(row)
-                row.description, row.default_run_properties = spec.description, dict(spec.default_run_properties)
-                session.flush()
-                return self._info(row)
-        except IntegrityError as exc:
-            raise AlreadyExists(kind="workflow", name=spec.name) from exc
+        with self.store.creating("workflow", spec.name) as session:
+            row = session.scalars(select(Workflow).where(Workflow.name == spec.name)).first() if replace else None
+            if row is None:
+                row = Workflow(name=spec.name)
+                session.add(row)
+            row.description, row.default_run_properties = spec.description, dict(spec.default_run_properties)
+            session.flush()
+            return self._info(row)
 
     def get(self, name: str) -> WorkflowInfo:
         with self.store.session() as session:
