@@ -35,7 +35,7 @@ from stream_etl.control.crawl_targets import CONNECTION_KINDS, CrawlContext, Tar
 from stream_etl.control.crawler_models import Classifier, Crawler, CrawlerRun
 from stream_etl.control.errors import InvalidState, NotFound, validated
 from stream_etl.control.secrets import SecretBox
-from stream_etl.control.store import Store, by_id, by_name
+from stream_etl.control.store import Store, by_id, by_name, named_row
 from stream_etl.errors import ConfigurationError
 from stream_etl.formats.registry import StoreResolver
 
@@ -142,10 +142,7 @@ class Crawlers:
             raise ConfigurationError(msg)
         self._check_connections(spec)
         with self.store.creating("crawler", spec.name) as session:
-            row = session.scalars(select(Crawler).where(Crawler.name == spec.name)).first() if replace else None
-            if row is None:
-                row = Crawler(name=spec.name)
-                session.add(row)
+            row = named_row(session, Crawler, spec.name, replace=replace)
             row.description = spec.description
             row.targets = [t.model_dump(exclude_defaults=True) for t in spec.targets]
             row.database = spec.database

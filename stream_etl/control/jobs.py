@@ -28,7 +28,7 @@ from stream_etl.context import check_app_id
 from stream_etl.control.catalog import check_name
 from stream_etl.control.errors import InvalidState, validated
 from stream_etl.control.models import Connection, Job, Run, utcnow
-from stream_etl.control.store import Store, by_id, by_name
+from stream_etl.control.store import Store, by_id, by_name, named_row
 from stream_etl.errors import ConfigurationError
 
 JobKind = Literal["topology", "compact", "vacuum", "checkpoint"]
@@ -169,10 +169,7 @@ class Jobs:
             if missing:
                 msg = f"job {spec.name!r} names connection(s) {missing} that do not exist: create them first"
                 raise ConfigurationError(msg)
-            row = session.scalars(select(Job).where(Job.name == spec.name)).first() if replace else None
-            if row is None:
-                row = Job(name=spec.name)
-                session.add(row)
+            row = named_row(session, Job, spec.name, replace=replace)
             row.kind = spec.kind
             row.topology = spec.topology
             row.arguments = dict(spec.arguments)

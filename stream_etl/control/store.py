@@ -43,6 +43,15 @@ def by_name(session: Session, model: type[_Row], name: str, *, kind: str) -> _Ro
     return row
 
 
+def named_row(session: Session, model: type[_Row], name: str, *, replace: bool) -> _Row:
+    """With ``replace``, the row of ``model`` named ``name`` if there is one; else a new one, added."""
+    row = session.scalars(select(model).where(model.name == name)).first() if replace else None  # type: ignore[attr-defined]
+    if row is None:
+        row = model(name=name)  # type: ignore[call-arg]
+        session.add(row)
+    return row
+
+
 def by_id(session: Session, model: type[_Row], row_id: int, *, kind: str) -> _Row:
     """The row of ``model`` with id ``row_id``, else :class:`NotFound` naming it as a ``kind``."""
     row = session.get(model, row_id)

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from stream_etl.control.errors import InvalidState, NotFound
 from stream_etl.control.jobs import Jobs
 from stream_etl.control.models import Job, utcnow
-from stream_etl.control.store import Store, by_name
+from stream_etl.control.store import Store, by_name, named_row
 from stream_etl.control.trigger_models import ActionRun, Trigger, TriggerFiring, Workflow, WorkflowRun
 from stream_etl.control.trigger_specs import (
     Action,
@@ -112,10 +112,7 @@ class Triggers:
             workflow = None
             if spec.workflow is not None:
                 workflow = by_name(session, Workflow, spec.workflow, kind="workflow")
-            row = session.scalars(select(Trigger).where(Trigger.name == spec.name)).first() if replace else None
-            if row is None:
-                row = Trigger(name=spec.name, state={})
-                session.add(row)
+            row = named_row(session, Trigger, spec.name, replace=replace)
             row.type, row.schedule, row.enabled, row.workflow = spec.type, spec.schedule, spec.enabled, workflow
             row.predicate = spec.predicate.model_dump() if spec.predicate else None
             row.event = spec.event.model_dump() if spec.event else None

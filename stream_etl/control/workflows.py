@@ -30,7 +30,7 @@ from stream_etl.control.catalog import check_name
 from stream_etl.control.errors import InvalidState
 from stream_etl.control.jobs import Jobs
 from stream_etl.control.models import utcnow
-from stream_etl.control.store import Store, by_id, by_name
+from stream_etl.control.store import Store, by_id, by_name, named_row
 from stream_etl.control.trigger_models import ActionRun, TriggerFiring, Workflow, WorkflowRun
 from stream_etl.control.trigger_specs import (
     ACTIVE_ACTIONS,
@@ -135,10 +135,7 @@ class Workflows:
 
     def create(self, spec: WorkflowSpec, *, replace: bool = False) -> WorkflowInfo:
         with self.store.creating("workflow", spec.name) as session:
-            row = session.scalars(select(Workflow).where(Workflow.name == spec.name)).first() if replace else None
-            if row is None:
-                row = Workflow(name=spec.name)
-                session.add(row)
+            row = named_row(session, Workflow, spec.name, replace=replace)
             row.description, row.default_run_properties = spec.description, dict(spec.default_run_properties)
             session.flush()
             return self._info(row)
