@@ -155,25 +155,22 @@ class Catalog:
             msg = f"partition key(s) {missing} are not columns of table {name!r}"
             raise ConfigurationError(msg)
         text = schemas.dumps(schema)
-        try:
-            with self.store.session() as session:
-                row = CatalogTable(
-                    database=self._database(session, database),
-                    name=name,
-                    location=location.rstrip("/"),
-                    format=format,
-                    schema_json=text,
-                    partition_keys=list(partition_keys),
-                    parameters=dict(parameters or {}),
-                    classification=classification or format,
-                    schema_version=1,
-                )
-                row.versions.append(SchemaVersion(version=1, schema_json=text, source=source))
-                session.add(row)
-                session.flush()
-                return _table_info(row)
-        except IntegrityError as exc:
-            raise AlreadyExists(kind="table", name=f"{database}.{name}") from exc
+        with self.store.creating("table", f"{database}.{name}") as session:
+            row = CatalogTable(
+                database=self._database(session, database),
+                name=name,
+                location=location.rstrip("/"),
+                format=format,
+                schema_json=text,
+                partition_keys=list(partition_keys),
+                parameters=dict(parameters or {}),
+                classification=classification or format,
+                schema_version=1,
+            )
+            row.versions.append(SchemaVersion(version=1, schema_json=text, source=source))
+            session.add(row)
+            session.flush()
+            return _table_info(row)
 
     def get_table(self, database: str, name: str) -> TableInfo:
         with self.store.session() as session:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from stream_etl.control.store import Store
 
 out = Console()
+_T = TypeVar("_T")
 err = Console(stderr=True)
 
 Db = Annotated[
@@ -156,6 +157,17 @@ def _dump(model: Any) -> Any:
     return model.model_dump(mode="json", by_alias=True)
 
 
+def _print_list(found: Sequence[_T], as_json: bool, columns: Sequence[str], row: Callable[[_T], list[str]]) -> None:
+    """``found`` as a JSON list (``--json``) or as a table of ``columns``, a ``row(item)`` each."""
+    if as_json:
+        _print_json([_dump(item) for item in found])
+        return
+    table = Table(*columns)
+    for item in found:
+        table.add_row(*row(item))
+    out.print(table)
+
+
 # catalog ------------------------------------------------------------------------------
 
 
@@ -166,13 +178,7 @@ def catalog_databases(db: Db = None, as_json: AsJson = False) -> None:
 
     with _errors(), _store(db) as store:
         found = Catalog(store).list_databases()
-    if as_json:
-        _print_json([_dump(d) for d in found])
-        return
-    table = Table("database", "tables", "description")
-    for d in found:
-        table.add_row(d.name, str(d.tables), d.description)
-    out.print(table)
+    _print_list(found, as_json, ("database", "tables", "description"), lambda d: [d.name, str(d.tables), d.description])
 
 
 @catalog_app.command("create-database")
@@ -208,13 +214,12 @@ def catalog_tables(
 
     with _errors(), _store(db) as store:
         found = Catalog(store).list_tables(database)
-    if as_json:
-        _print_json([_dump(t) for t in found])
-        return
-    table = Table("table", "format", "location", "partition keys", "schema version")
-    for t in found:
-        table.add_row(t.name, t.format, t.location, ", ".join(t.partition_keys), str(t.schema_version))
-    out.print(table)
+    _print_list(
+        found,
+        as_json,
+        ("table", "format", "location", "partition keys", "schema version"),
+        lambda t: [t.name, t.format, t.location, ", ".join(t.partition_keys), str(t.schema_version)],
+    )
 
 
 @catalog_app.command("table")
@@ -277,13 +282,12 @@ def catalog_versions(
 
     with _errors(), _store(db) as store:
         found = Catalog(store).versions(database, name)
-    if as_json:
-        _print_json([_dump(v) for v in found])
-        return
-    table = Table("version", "columns", "recorded", "source")
-    for v in found:
-        table.add_row(str(v.version), ", ".join(f["name"] for f in v.schema_), str(v.created_at)[:19], v.source)
-    out.print(table)
+    _print_list(
+        found,
+        as_json,
+        ("version", "columns", "recorded", "source"),
+        lambda v: [str(v.version), ", ".join(f["name"] for f in v.schema_), str(v.created_at)[:19], v.source],
+    )
 
 
 @catalog_app.command("diff")
@@ -365,13 +369,12 @@ def connections_list(db: Db = None, as_json: AsJson = False) -> None:
     """List connections (secrets masked)."""
     with _errors(), _store(db) as store:
         found = _connections(store, None, None, need_key=False).list_all()
-    if as_json:
-        _print_json([_dump(c) for c in found])
-        return
-    table = Table("connection", "kind", "fields")
-    for c in found:
-        table.add_row(c.name, c.kind, ", ".join(f"{k}={v}" for k, v in c.fields.items()))
-    out.print(table)
+    _print_list(
+        found,
+        as_json,
+        ("connection", "kind", "fields"),
+        lambda c: [c.name, c.kind, ", ".join(f"{k}={v}" for k, v in c.fields.items())],
+    )
 
 
 @connections_app.command("show")
@@ -465,14 +468,12 @@ def jobs_list(db: Db = None, as_json: AsJson = False) -> None:
 
     with _errors(), _store(db) as store:
         found = Jobs(store).list_all()
-    if as_json:
-        _print_json([_dump(j) for j in found])
-        return
-    table = Table("job", "topology", "workers", "mode", "max retries", "connections")
-    for j in found:
+
+    def row(j: Any) -> list[str]:
         what = j.topology if j.kind == "topology" else f"{j.kind} {j.arguments.get('table', '')}"
-        table.add_row(j.name, what, str(j.workers), j.mode, str(j.max_retries), ", ".join(j.connections))
-    out.print(table)
+        return [j.name, what, str(j.workers), j.mode, str(j.max_retries), ", ".join(j.connections)]
+
+    _print_list(found, as_json, ("job", "topology", "workers", "mode", "max retries", "connections"), row)
 
 
 @jobs_app.command("show")
@@ -522,12 +523,11 @@ def runs_list(
 
     with _errors(), _store(db) as store:
         found = Jobs(store).list_runs(job=job, state=state, limit=limit)
-    if as_json:
-        _print_json([_dump(r) for r in found])
-        return
-    table = Table("run", "job", "state", "attempts", "started", "ended", "error")
-    for r in found:
-        table.add_row(
+    _print_list(
+        found,
+        as_json,
+        ("run", "job", "state", "attempts", "started", "ended", "error"),
+        lambda r: [
             str(r.id),
             r.job,
             r.state,
@@ -535,8 +535,8 @@ def runs_list(
             str(r.started_at or "")[:19],
             str(r.ended_at or "")[:19],
             (r.error or "")[:80],
-        )
-    out.print(table)
+        ],
+    )
 
 
 @runs_app.command("show")

@@ -8,9 +8,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from stream_etl.control.cli import AsJson, Db, Key, KeyFile, _dump, _errors, _pairs, _print_json, _store, err, out
+from stream_etl.control.cli import (
+    AsJson,
+    Db,
+    Key,
+    KeyFile,
+    _dump,
+    _errors,
+    _pairs,
+    _print_json,
+    _print_list,
+    _store,
+    err,
+    out,
+)
 
 if TYPE_CHECKING:
     from stream_etl.control.crawlers import CrawlerRunInfo, Crawlers
@@ -131,15 +143,13 @@ def crawlers_list(db: Db = None, as_json: AsJson = False) -> None:
 
     with _errors(), _store(db) as store:
         found = Crawlers(store).list_all()
-    if as_json:
-        _print_json([_dump(c) for c in found])
-        return
-    table = Table("crawler", "database", "targets", "policy", "last run")
-    for c in found:
+
+    def row(c: Any) -> list[str]:
         last = f"{c.last_run.state} {str(c.last_run.started_at)[:19]}" if c.last_run else ""
         targets = ", ".join(t.describe() for t in c.targets)
-        table.add_row(c.name, c.database, targets, f"{c.update_behavior}/{c.delete_behavior}/{c.recrawl_policy}", last)
-    out.print(table)
+        return [c.name, c.database, targets, f"{c.update_behavior}/{c.delete_behavior}/{c.recrawl_policy}", last]
+
+    _print_list(found, as_json, ("crawler", "database", "targets", "policy", "last run"), row)
 
 
 @crawlers_app.command("show")
@@ -229,13 +239,10 @@ def crawlers_runs(
 
     with _errors(), _store(db) as store:
         found = Crawlers(store).runs(name, limit=limit)
-    if as_json:
-        _print_json([_dump(r) for r in found])
-        return
-    table = Table("run", "crawler", "state", "started", "tables +/~", "partitions +", "error")
-    for r in found:
+
+    def row(r: Any) -> list[str]:
         counts = r.changes.get("counts", {})
-        table.add_row(
+        return [
             str(r.id),
             r.crawler,
             r.state,
@@ -243,8 +250,9 @@ def crawlers_runs(
             f"{counts.get('tables_created', 0)}/{counts.get('tables_updated', 0)}",
             str(counts.get("partitions_added", 0)),
             (r.error or "")[:60],
-        )
-    out.print(table)
+        ]
+
+    _print_list(found, as_json, ("run", "crawler", "state", "started", "tables +/~", "partitions +", "error"), row)
 
 
 # classifiers ---------------------------------------------------------------------------------
@@ -291,13 +299,12 @@ def classifiers_list(db: Db = None, as_json: AsJson = False) -> None:
 
     with _errors(), _store(db) as store:
         found = Crawlers(store).classifiers()
-    if as_json:
-        _print_json([_dump(c) for c in found])
-        return
-    table = Table("classifier", "kind", "settings")
-    for c in found:
-        table.add_row(c.name, c.kind, ", ".join(f"{k}={v}" for k, v in c.settings.items()))
-    out.print(table)
+    _print_list(
+        found,
+        as_json,
+        ("classifier", "kind", "settings"),
+        lambda c: [c.name, c.kind, ", ".join(f"{k}={v}" for k, v in c.settings.items())],
+    )
 
 
 @classifiers_app.command("show")

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from stream_etl.control.cli import AsJson, Db, _dump, _errors, _print_json, _store, err, out
+from stream_etl.control.cli import AsJson, Db, _dump, _errors, _print_json, _print_list, _store, err, out
 
 if TYPE_CHECKING:
     from stream_etl.control.registry import VersionInfo
@@ -80,13 +79,9 @@ def list_registries(db: Db = None, as_json: AsJson = False) -> None:
 
     with _errors(), _store(db) as store:
         found = SchemaRegistry(store).list_registries()
-    if as_json:
-        _print_json([_dump(r) for r in found])
-        return
-    table = Table("registry", "schemas", "description")
-    for r in found:
-        table.add_row(r.name, str(r.schemas), r.description)
-    out.print(table)
+    _print_list(
+        found, as_json, ("registry", "schemas", "description"), lambda r: [r.name, str(r.schemas), r.description]
+    )
 
 
 @registry_app.command("delete")
@@ -106,13 +101,12 @@ def schemas(registry: RegistryName, db: Db = None, as_json: AsJson = False) -> N
 
     with _errors(), _store(db) as store:
         found = SchemaRegistry(store).list_schemas(registry)
-    if as_json:
-        _print_json([_dump(s) for s in found])
-        return
-    table = Table("schema", "format", "compatibility", "latest version", "description")
-    for s in found:
-        table.add_row(s.name, s.data_format, s.compatibility, str(s.latest_version), s.description)
-    out.print(table)
+    _print_list(
+        found,
+        as_json,
+        ("schema", "format", "compatibility", "latest version", "description"),
+        lambda s: [s.name, s.data_format, s.compatibility, str(s.latest_version), s.description],
+    )
 
 
 @registry_app.command("schema-create")
@@ -193,13 +187,12 @@ def versions(registry: RegistryName, name: SchemaName, db: Db = None, as_json: A
 
     with _errors(), _store(db) as store:
         found = SchemaRegistry(store).versions(registry, name)
-    if as_json:
-        _print_json([_dump(v) for v in found])
-        return
-    table = Table("version", "schema id", "status", "fingerprint", "created")
-    for v in found:
-        table.add_row(str(v.version), str(v.id), v.status, v.fingerprint[:16], str(v.created_at)[:19])
-    out.print(table)
+    _print_list(
+        found,
+        as_json,
+        ("version", "schema id", "status", "fingerprint", "created"),
+        lambda v: [str(v.version), str(v.id), v.status, v.fingerprint[:16], str(v.created_at)[:19]],
+    )
 
 
 @registry_app.command("show")

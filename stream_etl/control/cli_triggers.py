@@ -12,7 +12,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from stream_etl.control.cli import AsJson, Db, Key, KeyFile, _connections, _dump, _errors, _pairs, _print_json, _store
+from stream_etl.control.cli import (
+    AsJson,
+    Db,
+    Key,
+    KeyFile,
+    _connections,
+    _dump,
+    _errors,
+    _pairs,
+    _print_json,
+    _print_list,
+    _store,
+)
 from stream_etl.control.cli import err as _err
 from stream_etl.control.cli import out as _out
 
@@ -133,17 +145,15 @@ def triggers_list(
 
     with _errors(), _store(db) as store:
         found = Triggers(store).list_all(workflow=workflow)
-    if as_json:
-        _print_json([_dump(t) for t in found])
-        return
-    table = Table("trigger", "type", "when", "actions", "enabled", "workflow")
-    for t in found:
+
+    def row(t: Any) -> list[str]:
         when = t.schedule or (t.event.topic or t.event.location if t.event else "") or ""
         if t.predicate:
             when = f" {t.predicate.logical} ".join(f"{c.kind}:{c.target}={c.state}" for c in t.predicate.conditions)
         actions = ", ".join(f"{a.kind}:{a.target}" for a in t.actions)
-        table.add_row(t.name, t.type, str(when), actions, "yes" if t.enabled else "no", t.workflow or "")
-    _out.print(table)
+        return [t.name, t.type, str(when), actions, "yes" if t.enabled else "no", t.workflow or ""]
+
+    _print_list(found, as_json, ("trigger", "type", "when", "actions", "enabled", "workflow"), row)
 
 
 @triggers_app.command("show")
@@ -232,14 +242,12 @@ def workflows_list(db: Db = None, as_json: AsJson = False) -> None:
 
     with _errors(), _store(db) as store:
         found = Workflows(store).list_all()
-    if as_json:
-        _print_json([_dump(w) for w in found])
-        return
-    table = Table("workflow", "nodes", "default run properties", "description")
-    for w in found:
+
+    def row(w: Any) -> list[str]:
         props = ", ".join(f"{k}={v}" for k, v in w.default_run_properties.items())
-        table.add_row(w.name, str(len(w.graph.nodes)), props, w.description)
-    _out.print(table)
+        return [w.name, str(len(w.graph.nodes)), props, w.description]
+
+    _print_list(found, as_json, ("workflow", "nodes", "default run properties", "description"), row)
 
 
 @workflows_app.command("show")
@@ -317,13 +325,10 @@ def workflows_runs(
 
     with _errors(), _store(db) as store:
         found = Workflows(store).runs(name, limit=limit)
-    if as_json:
-        _print_json([_dump(r) for r in found])
-        return
-    table = Table("run", "state", "started", "ended", "resumes", "nodes", "error")
-    for r in found:
+
+    def row(r: Any) -> list[str]:
         nodes = ", ".join(f"{k}={v}" for k, v in r.statistics.items() if k != "total")
-        table.add_row(
+        return [
             str(r.id),
             r.state,
             str(r.started_at)[:19],
@@ -331,8 +336,9 @@ def workflows_runs(
             str(r.previous_run_id or ""),
             nodes,
             (r.error or "")[:60],
-        )
-    _out.print(table)
+        ]
+
+    _print_list(found, as_json, ("run", "state", "started", "ended", "resumes", "nodes", "error"), row)
 
 
 @workflows_app.command("run-show")

@@ -17,13 +17,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from stream_etl.control.catalog import check_name
-from stream_etl.control.errors import AlreadyExists, NotFound
 from stream_etl.control.models import Connection
 from stream_etl.control.secrets import MASK, SecretBox
-from stream_etl.control.store import Store
+from stream_etl.control.store import Store, by_name
 from stream_etl.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -229,14 +227,11 @@ class Connections:
         plain = parsed.model_dump(exclude=set(secret_fields(kind)), exclude_none=True)
         plain[_SECRET_NAMES] = sorted(secrets)
         token = self._box().encrypt(secrets)
-        try:
-            with self.store.session() as session:
-                row = Connection(name=name, kind=kind, config=plain, secrets=token, description=description)
-                session.add(row)
-                session.flush()
-                info = self._info(row)
-        except IntegrityError as exc:
-            raise AlreadyExists(kind="connection", name=name) from exc
+        with self.store.creating("connection", name) as session:
+            row = Connection(name=name, kind=kind, config=plain, secrets=token, description=description)
+            session.add(row)
+            session.flush()
+            info = self._info(row)
         log.info("connection %s (%s) created", name, kind)
         return info
 
@@ -291,10 +286,7 @@ class Connections:
 
     @staticmethod
     def _row(session: Any, name: str) -> Connection:
-        row: Connection | None = session.scalars(select(Connection).where(Connection.name == name)).first()
-        if row is None:
-            raise NotFound(kind="connection", name=name)
-        return row
+        return by_name(session, Connection, name, kind="connection")
 
     @staticmethod
     def _info(row: Connection) -> ConnectionInfo:

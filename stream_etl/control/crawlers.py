@@ -24,9 +24,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stream_etl.control.catalog import Catalog, check_name
@@ -34,9 +33,9 @@ from stream_etl.control.classifiers import ClassifierInfo, CustomClassifier, che
 from stream_etl.control.crawl_changes import CatalogWriter, Changes, DeleteBehavior, UpdateBehavior
 from stream_etl.control.crawl_targets import CONNECTION_KINDS, CrawlContext, Target, crawl, settings_for
 from stream_etl.control.crawler_models import Classifier, Crawler, CrawlerRun
-from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound, not_valid
+from stream_etl.control.errors import InvalidState, NotFound, validated
 from stream_etl.control.secrets import SecretBox
-from stream_etl.control.store import Store
+from stream_etl.control.store import Store, by_id, by_name, named_row
 from stream_etl.errors import ConfigurationError
 from stream_etl.formats.registry import StoreResolver
 
@@ -93,10 +92,7 @@ class CrawlerInfo(CrawlerSpec):
 
 def parse_spec(values: dict[str, Any]) -> CrawlerSpec:
     """A crawler from plain values (CLI), its problems as one ConfigurationError."""
-    try:
-        return CrawlerSpec.model_validate(values)
-    except ValidationError as exc:
-        raise not_valid(exc, "crawler") from None
+    return validated(CrawlerSpec, values, "crawler")
 
 
 def _run_info(row: CrawlerRun) -> CrawlerRunInfo:
@@ -145,25 +141,19 @@ class Crawlers:
             msg = f"classifier(s) {missing} do not exist: create them with `stream-etl crawlers classifiers create`"
             raise ConfigurationError(msg)
         self._check_connections(spec)
-        try:
-            with self.store.session() as session:
-                row = session.scalars(select(Crawler).where(Crawler.name == spec.name)).first() if replace else None
-                if row is None:
-                    row = Crawler(name=spec.name)
-                    session.add(row)
-                row.description = spec.description
-                row.targets = [t.model_dump(exclude_defaults=True) for t in spec.targets]
-                row.database = spec.database
-                row.classifiers = list(spec.classifiers)
-                row.table_prefix = spec.table_prefix
-                row.update_behavior = spec.update_behavior
-                row.delete_behavior = spec.delete_behavior
-                row.recrawl_policy = spec.recrawl_policy
-                row.sample_size = spec.sample_size
-                session.flush()
-                return self._info(row)
-        except IntegrityError as exc:
-            raise AlreadyExists(kind="crawler", name=spec.name) from exc
+        with self.store.creating("crawler", spec.name) as session:
+            row = named_row(session, Crawler, spec.name, replace=replace)
+            row.description = spec.description
+            row.targets = [t.model_dump(exclude_defaults=True) for t in spec.targets]
+            row.database = spec.database
+            row.classifiers = list(spec.classifiers)
+            row.table_prefix = spec.table_prefix
+            row.update_behavior = spec.update_behavior
+            row.delete_behavior = spec.delete_behavior
+            row.recrawl_policy = spec.recrawl_policy
+            row.sample_size = spec.sample_size
+            session.flush()
+            return self._info(row)
 
     def _check_connections(self, spec: CrawlerSpec) -> None:
         from stream_etl.control.connections import Connections
@@ -198,11 +188,8 @@ class Crawlers:
     def create_classifier(self, name: str, kind: str, settings: dict[str, Any]) -> ClassifierInfo:
         check_name("classifier", name)
         check_settings(kind, settings)
-        try:
-            with self.store.session() as session:
-                session.add(Classifier(name=name, kind=kind, settings=dict(settings)))
-        except IntegrityError as exc:
-            raise AlreadyExists(kind="classifier", name=name) from exc
+        with self.store.creating("classifier", name) as session:
+            session.add(Classifier(name=name, kind=kind, settings=dict(settings)))
         return ClassifierInfo(name=name, kind=kind, settings=dict(settings))  # type: ignore[arg-type]
 
     def classifiers(self) -> list[ClassifierInfo]:
@@ -222,10 +209,7 @@ class Crawlers:
             msg = f"classifier {name!r} is used by crawler(s) {users}: remove it from them first"
             raise InvalidState(msg)
         with self.store.session() as session:
-            row = session.scalars(select(Classifier).where(Classifier.name == name)).first()
-            if row is None:
-                raise NotFound(kind="classifier", name=name)
-            session.delete(row)
+            session.delete(by_name(session, Classifier, name, kind="classifier"))
 
     # runs -----------------------------------------------------------------------------------
 
@@ -263,9 +247,7 @@ class Crawlers:
 
     def execute(self, run_id: int) -> CrawlerRunInfo:
         with self.store.session() as session:
-            row = session.get(CrawlerRun, run_id)
-            if row is None:
-                raise NotFound(kind="crawler run", name=run_id)
+            row = by_id(session, CrawlerRun, run_id, kind="crawler run")
             spec, properties = _spec(row.crawler), dict(row.changes.get("run_properties", {}))
         changes = Changes(run_properties=properties)
         error: str | None = None
@@ -276,8 +258,7 @@ class Crawlers:
             log.warning("crawler %s run %s failed: %s", spec.name, run_id, error)
         changes.count()
         with self.store.session() as session:
-            row = session.get(CrawlerRun, run_id)
-            assert row is not None  # noqa: S101 - read above
+            row = by_id(session, CrawlerRun, run_id, kind="crawler run")
             row.state = "FAILED" if error else "SUCCEEDED"
             row.error, row.ended_at = error, datetime.now(UTC)
             row.changes = changes.model_dump(mode="json")
@@ -373,10 +354,7 @@ class Crawlers:
 
     def get_run(self, run_id: int) -> CrawlerRunInfo:
         with self.store.session() as session:
-            row = session.get(CrawlerRun, run_id)
-            if row is None:
-                raise NotFound(kind="crawler run", name=run_id)
-            return _run_info(row)
+            return _run_info(by_id(session, CrawlerRun, run_id, kind="crawler run"))
 
     # lookups ----------------------------------------------------------------------------------
 
@@ -391,7 +369,4 @@ class Crawlers:
 
     @staticmethod
     def _row(session: Session, name: str) -> Crawler:
-        row = session.scalars(select(Crawler).where(Crawler.name == name)).first()
-        if row is None:
-            raise NotFound(kind="crawler", name=name)
-        return row
+        return by_name(session, Crawler, name, kind="crawler")

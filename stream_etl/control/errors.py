@@ -12,12 +12,12 @@ Bad settings (an unreadable key file, a malformed store URL) raise the engine's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from stream_etl.errors import ConfigurationError, StreamEtlError, TerminalError
 
 if TYPE_CHECKING:
-    from pydantic import ValidationError
+    from pydantic import BaseModel, ValidationError
 
 
 class ControlError(StreamEtlError):
@@ -44,3 +44,16 @@ def not_valid(exc: ValidationError, what: str) -> ConfigurationError:
     """A settings model's validation errors as one ConfigurationError: ``job is not valid: workers: ...``."""
     problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or what}: {e['msg']}" for e in exc.errors())
     return ConfigurationError(f"{what} is not valid: {problems}")
+
+
+_Model = TypeVar("_Model", bound="BaseModel")
+
+
+def validated(model: type[_Model], values: object, what: str) -> _Model:
+    """``values`` as a ``model``, its problems as one ConfigurationError (see :func:`not_valid`)."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise not_valid(exc, what) from None

@@ -20,16 +20,15 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stream_etl.context import check_app_id
 from stream_etl.control.catalog import check_name
-from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound, not_valid
+from stream_etl.control.errors import InvalidState, validated
 from stream_etl.control.models import Connection, Job, Run, utcnow
-from stream_etl.control.store import Store
+from stream_etl.control.store import Store, by_id, by_name, named_row
 from stream_etl.errors import ConfigurationError
 
 JobKind = Literal["topology", "compact", "vacuum", "checkpoint"]
@@ -118,10 +117,7 @@ class RunInfo(BaseModel):
 
 
 def parse_spec(values: dict[str, Any]) -> JobSpec:
-    try:
-        return JobSpec.model_validate(values)
-    except ValidationError as exc:
-        raise not_valid(exc, "job") from None
+    return validated(JobSpec, values, "job")
 
 
 def _job_info(row: Job) -> JobInfo:
@@ -167,31 +163,25 @@ class Jobs:
     # jobs -------------------------------------------------------------------------
 
     def create(self, spec: JobSpec, *, replace: bool = False) -> JobInfo:
-        try:
-            with self.store.session() as session:
-                known = set(session.scalars(select(Connection.name).where(Connection.name.in_(spec.connections))))
-                missing = [c for c in spec.connections if c not in known]
-                if missing:
-                    msg = f"job {spec.name!r} names connection(s) {missing} that do not exist: create them first"
-                    raise ConfigurationError(msg)
-                row = session.scalars(select(Job).where(Job.name == spec.name)).first() if replace else None
-                if row is None:
-                    row = Job(name=spec.name)
-                    session.add(row)
-                row.kind = spec.kind
-                row.topology = spec.topology
-                row.arguments = dict(spec.arguments)
-                row.workers = spec.workers
-                row.mode = spec.mode
-                row.max_retries = spec.max_retries
-                row.timeout_s = spec.timeout_s
-                row.connections = list(spec.connections)
-                row.app_id = spec.app_id or spec.name
-                row.catalog_database = spec.catalog_database
-                session.flush()
-                return _job_info(row)
-        except IntegrityError as exc:
-            raise AlreadyExists(kind="job", name=spec.name) from exc
+        with self.store.creating("job", spec.name) as session:
+            known = set(session.scalars(select(Connection.name).where(Connection.name.in_(spec.connections))))
+            missing = [c for c in spec.connections if c not in known]
+            if missing:
+                msg = f"job {spec.name!r} names connection(s) {missing} that do not exist: create them first"
+                raise ConfigurationError(msg)
+            row = named_row(session, Job, spec.name, replace=replace)
+            row.kind = spec.kind
+            row.topology = spec.topology
+            row.arguments = dict(spec.arguments)
+            row.workers = spec.workers
+            row.mode = spec.mode
+            row.max_retries = spec.max_retries
+            row.timeout_s = spec.timeout_s
+            row.connections = list(spec.connections)
+            row.app_id = spec.app_id or spec.name
+            row.catalog_database = spec.catalog_database
+            session.flush()
+            return _job_info(row)
 
     def get(self, name: str) -> JobInfo:
         with self.store.session() as session:
@@ -325,14 +315,8 @@ class Jobs:
 
     @staticmethod
     def _job(session: Session, name: str) -> Job:
-        row = session.scalars(select(Job).where(Job.name == name)).first()
-        if row is None:
-            raise NotFound(kind="job", name=name)
-        return row
+        return by_name(session, Job, name, kind="job")
 
     @staticmethod
     def _run(session: Session, run_id: int) -> Run:
-        row = session.get(Run, run_id)
-        if row is None:
-            raise NotFound(kind="run", name=run_id)
-        return row
+        return by_id(session, Run, run_id, kind="run")

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 from stream_etl.control import compatibility as compat
 from stream_etl.control.catalog import check_name
 from stream_etl.control.compatibility import DataFormat, Mode
-from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound
+from stream_etl.control.errors import InvalidState, NotFound
 from stream_etl.control.models import utcnow
 from stream_etl.control.registry_models import RegisteredSchema, RegisteredVersion, Registry
-from stream_etl.control.store import Store
+from stream_etl.control.store import Store, by_id, by_name
 from stream_etl.errors import ConfigurationError
 
 DEFAULT_REGISTRY = "default-registry"
@@ -126,14 +126,11 @@ class SchemaRegistry:
 
     def create_registry(self, name: str, *, description: str = "") -> RegistryInfo:
         check_name("registry", name)
-        try:
-            with self.store.session() as session:
-                row = Registry(name=name, description=description)
-                session.add(row)
-                session.flush()
-                return _registry_info(row)
-        except IntegrityError as exc:
-            raise AlreadyExists(kind="registry", name=name) from exc
+        with self.store.creating("registry", name) as session:
+            row = Registry(name=name, description=description)
+            session.add(row)
+            session.flush()
+            return _registry_info(row)
 
     def get_registry(self, name: str) -> RegistryInfo:
         with self.store.session() as session:
@@ -165,22 +162,19 @@ class SchemaRegistry:
         _check_choice("data format", data_format, compat.DATA_FORMATS)
         _check_choice("compatibility mode", compatibility, compat.MODES)
         fingerprint, _parsed = compat.parse(data_format, definition)
-        try:
-            with self.store.session() as session:
-                row = RegisteredSchema(
-                    owner=self._registry(session, registry),
-                    name=name,
-                    data_format=data_format,
-                    compatibility=compatibility,
-                    description=description,
-                )
-                version = RegisteredVersion(version=1, definition=definition, fingerprint=fingerprint)
-                row.versions.append(version)
-                session.add(row)
-                session.flush()
-                return _version_info(version)
-        except IntegrityError as exc:
-            raise AlreadyExists(kind="schema", name=f"{registry}.{name}") from exc
+        with self.store.creating("schema", f"{registry}.{name}") as session:
+            row = RegisteredSchema(
+                owner=self._registry(session, registry),
+                name=name,
+                data_format=data_format,
+                compatibility=compatibility,
+                description=description,
+            )
+            version = RegisteredVersion(version=1, definition=definition, fingerprint=fingerprint)
+            row.versions.append(version)
+            session.add(row)
+            session.flush()
+            return _version_info(version)
 
     def get_schema(self, registry: str, name: str) -> SchemaInfo:
         with self.store.session() as session:
@@ -290,10 +284,7 @@ class SchemaRegistry:
     def get_by_id(self, schema_id: int) -> VersionInfo:
         """The version with global id ``schema_id``."""
         with self.store.session() as session:
-            found = session.get(RegisteredVersion, schema_id)
-            if found is None:
-                raise NotFound(kind="schema id", name=schema_id)
-            return _version_info(found)
+            return _version_info(by_id(session, RegisteredVersion, schema_id, kind="schema id"))
 
     def versions(self, registry: str, name: str) -> list[VersionInfo]:
         with self.store.session() as session:
@@ -325,10 +316,7 @@ class SchemaRegistry:
 
     @staticmethod
     def _registry(session: Session, name: str) -> Registry:
-        row = session.scalars(select(Registry).where(Registry.name == name)).first()
-        if row is None:
-            raise NotFound(kind="registry", name=name)
-        return row
+        return by_name(session, Registry, name, kind="registry")
 
     def _schema(self, session: Session, registry: str, name: str) -> RegisteredSchema:
         reg = self._registry(session, registry)

@@ -14,13 +14,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from stream_etl.control.errors import AlreadyExists, NotFound
 from stream_etl.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,32 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_PATH = Path("~/.stream-etl/control.db")
 _migrate_lock = threading.Lock()
+_Row = TypeVar("_Row")
+
+
+def by_name(session: Session, model: type[_Row], name: str, *, kind: str) -> _Row:
+    """The row of ``model`` named ``name``, else :class:`NotFound` naming it as a ``kind``."""
+    row = session.scalars(select(model).where(model.name == name)).first()  # type: ignore[attr-defined]
+    if row is None:
+        raise NotFound(kind=kind, name=name)
+    return row
+
+
+def named_row(session: Session, model: type[_Row], name: str, *, replace: bool) -> _Row:
+    """With ``replace``, the row of ``model`` named ``name`` if there is one; else a new one, added."""
+    row = session.scalars(select(model).where(model.name == name)).first() if replace else None  # type: ignore[attr-defined]
+    if row is None:
+        row = model(name=name)  # type: ignore[call-arg]
+        session.add(row)
+    return row
+
+
+def by_id(session: Session, model: type[_Row], row_id: int, *, kind: str) -> _Row:
+    """The row of ``model`` with id ``row_id``, else :class:`NotFound` naming it as a ``kind``."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(kind=kind, name=row_id)
+    return row
 
 
 def default_url() -> str:
@@ -122,6 +149,15 @@ class Store:
         """A transaction: committed when the block ends, rolled back on an error."""
         with self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def creating(self, kind: str, name: object) -> Iterator[Session]:
+        """A :meth:`session` that adds a row unique on ``name``: a duplicate raises :class:`AlreadyExists`."""
+        try:
+            with self.session() as session:
+                yield session
+        except IntegrityError as exc:
+            raise AlreadyExists(kind=kind, name=name) from exc
 
     @property
     def url(self) -> str:

@@ -17,10 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from stream_etl.control.catalog import check_name
-from stream_etl.control.errors import AlreadyExists, NotFound
+from stream_etl.control.errors import NotFound
 from stream_etl.control.models import ApiToken, utcnow
 from stream_etl.control.store import Store
 from stream_etl.errors import ConfigurationError
@@ -56,14 +55,11 @@ class Tokens:
             msg = f"role {role!r} is not known: use one of {', '.join(ROLES)}"
             raise ConfigurationError(msg)
         token = PREFIX + secrets.token_urlsafe(32)
-        try:
-            with self.store.session() as session:
-                row = ApiToken(name=name, role=role, token_hash=_hash(token))
-                session.add(row)
-                session.flush()
-                info = TokenInfo(name=name, role=role, created_at=row.created_at, revoked_at=None)  # type: ignore[arg-type]
-        except IntegrityError as exc:
-            raise AlreadyExists(kind="token", name=name) from exc
+        with self.store.creating("token", name) as session:
+            row = ApiToken(name=name, role=role, token_hash=_hash(token))
+            session.add(row)
+            session.flush()
+            info = TokenInfo(name=name, role=role, created_at=row.created_at, revoked_at=None)  # type: ignore[arg-type]
         return token, info
 
     def verify(self, token: str) -> TokenInfo | None:

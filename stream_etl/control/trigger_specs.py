@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from stream_etl.control.catalog import check_name
-from stream_etl.control.errors import not_valid
+from stream_etl.control.errors import validated
 from stream_etl.control.models import utcnow
 from stream_etl.errors import ConfigurationError
 
@@ -139,10 +139,7 @@ class FiringInfo(BaseModel):
 
 
 def parse_trigger(values: dict[str, Any]) -> TriggerSpec:
-    try:
-        return TriggerSpec.model_validate(values)
-    except ValidationError as exc:
-        raise not_valid(exc, "trigger") from None
+    return validated(TriggerSpec, values, "trigger")
 
 
 def last_slot(schedule: str, now: datetime) -> datetime:

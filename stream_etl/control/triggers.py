@@ -28,10 +28,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound
+from stream_etl.control.errors import InvalidState, NotFound
 from stream_etl.control.jobs import Jobs
 from stream_etl.control.models import Job, utcnow
-from stream_etl.control.store import Store
+from stream_etl.control.store import Store, by_name, named_row
 from stream_etl.control.trigger_models import ActionRun, Trigger, TriggerFiring, Workflow, WorkflowRun
 from stream_etl.control.trigger_specs import (
     Action,
@@ -101,33 +101,25 @@ class Triggers:
         self.jobs = Jobs(store)
 
     def create(self, spec: TriggerSpec, *, replace: bool = False) -> TriggerInfo:
-        try:
-            with self.store.session() as session:
-                jobs = {a.job for a in spec.actions if a.job} | {
-                    c.job for c in (spec.predicate.conditions if spec.predicate else []) if c.job
-                }
-                known = set(session.scalars(select(Job.name).where(Job.name.in_(jobs))))
-                if jobs - known:
-                    msg = f"trigger {spec.name!r} names job(s) {sorted(jobs - known)} that do not exist: create them first"
-                    raise ConfigurationError(msg)
-                workflow = None
-                if spec.workflow is not None:
-                    workflow = session.scalars(select(Workflow).where(Workflow.name == spec.workflow)).first()
-                    if workflow is None:
-                        raise NotFound(kind="workflow", name=spec.workflow)
-                row = session.scalars(select(Trigger).where(Trigger.name == spec.name)).first() if replace else None
-                if row is None:
-                    row = Trigger(name=spec.name, state={})
-                    session.add(row)
-                row.type, row.schedule, row.enabled, row.workflow = spec.type, spec.schedule, spec.enabled, workflow
-                row.predicate = spec.predicate.model_dump() if spec.predicate else None
-                row.event = spec.event.model_dump() if spec.event else None
-                row.actions = [a.model_dump(exclude_none=True) for a in spec.actions]
-                row.description, row.enabled_at, row.state = spec.description, utcnow(), {}
-                session.flush()
-                return trigger_info(row)
-        except IntegrityError as exc:
-            raise AlreadyExists(kind="trigger", name=spec.name) from exc
+        with self.store.creating("trigger", spec.name) as session:
+            jobs = {a.job for a in spec.actions if a.job} | {
+                c.job for c in (spec.predicate.conditions if spec.predicate else []) if c.job
+            }
+            known = set(session.scalars(select(Job.name).where(Job.name.in_(jobs))))
+            if jobs - known:
+                msg = f"trigger {spec.name!r} names job(s) {sorted(jobs - known)} that do not exist: create them first"
+                raise ConfigurationError(msg)
+            workflow = None
+            if spec.workflow is not None:
+                workflow = by_name(session, Workflow, spec.workflow, kind="workflow")
+            row = named_row(session, Trigger, spec.name, replace=replace)
+            row.type, row.schedule, row.enabled, row.workflow = spec.type, spec.schedule, spec.enabled, workflow
+            row.predicate = spec.predicate.model_dump() if spec.predicate else None
+            row.event = spec.event.model_dump() if spec.event else None
+            row.actions = [a.model_dump(exclude_none=True) for a in spec.actions]
+            row.description, row.enabled_at, row.state = spec.description, utcnow(), {}
+            session.flush()
+            return trigger_info(row)
 
     def get(self, name: str) -> TriggerInfo:
         with self.store.session() as session:
@@ -302,7 +294,4 @@ class Triggers:
 
     @staticmethod
     def _trigger(session: Session, name: str) -> Trigger:
-        row = session.scalars(select(Trigger).where(Trigger.name == name)).first()
-        if row is None:
-            raise NotFound(kind="trigger", name=name)
-        return row
+        return by_name(session, Trigger, name, kind="trigger")

@@ -24,14 +24,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stream_etl.control.catalog import check_name
-from stream_etl.control.errors import AlreadyExists, InvalidState, NotFound
+from stream_etl.control.errors import InvalidState
 from stream_etl.control.jobs import Jobs
 from stream_etl.control.models import utcnow
-from stream_etl.control.store import Store
+from stream_etl.control.store import Store, by_id, by_name, named_row
 from stream_etl.control.trigger_models import ActionRun, TriggerFiring, Workflow, WorkflowRun
 from stream_etl.control.trigger_specs import (
     ACTIVE_ACTIONS,
@@ -135,17 +134,11 @@ class Workflows:
         self.triggers = Triggers(store)
 
     def create(self, spec: WorkflowSpec, *, replace: bool = False) -> WorkflowInfo:
-        try:
-            with self.store.session() as session:
-                row = session.scalars(select(Workflow).where(Workflow.name == spec.name)).first() if replace else None
-                if row is None:
-                    row = Workflow(name=spec.name)
-                    session.add(row)
-                row.description, row.default_run_properties = spec.description, dict(spec.default_run_properties)
-                session.flush()
-                return self._info(row)
-        except IntegrityError as exc:
-            raise AlreadyExists(kind="workflow", name=spec.name) from exc
+        with self.store.creating("workflow", spec.name) as session:
+            row = named_row(session, Workflow, spec.name, replace=replace)
+            row.description, row.default_run_properties = spec.description, dict(spec.default_run_properties)
+            session.flush()
+            return self._info(row)
 
     def get(self, name: str) -> WorkflowInfo:
         with self.store.session() as session:
@@ -369,14 +362,8 @@ class Workflows:
 
     @staticmethod
     def _workflow(session: Session, name: str) -> Workflow:
-        row = session.scalars(select(Workflow).where(Workflow.name == name)).first()
-        if row is None:
-            raise NotFound(kind="workflow", name=name)
-        return row
+        return by_name(session, Workflow, name, kind="workflow")
 
     @staticmethod
     def _run(session: Session, run_id: int) -> WorkflowRun:
-        row = session.get(WorkflowRun, run_id)
-        if row is None:
-            raise NotFound(kind="workflow run", name=run_id)
-        return row
+        return by_id(session, WorkflowRun, run_id, kind="workflow run")

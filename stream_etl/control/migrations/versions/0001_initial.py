@@ -10,77 +10,75 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from stream_etl.control.migrations.columns import id_column, name_column, parent_column, text_column, ts
+
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
 
-def _ts(name: str, nullable: bool = False) -> sa.Column[object]:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
-
-
 def upgrade() -> None:
     op.create_table(
         "catalog_databases",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("name", sa.String(255), nullable=False, unique=True),
-        sa.Column("description", sa.Text, nullable=False),
-        _ts("created_at"),
+        id_column(),
+        name_column(),
+        text_column("description"),
+        ts("created_at"),
     )
     op.create_table(
         "catalog_tables",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("database_id", sa.Integer, sa.ForeignKey("catalog_databases.id", ondelete="CASCADE"), nullable=False),
+        id_column(),
+        parent_column("database_id", "catalog_databases.id"),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("location", sa.Text, nullable=False, index=True),
         sa.Column("format", sa.String(64), nullable=False),
-        sa.Column("schema_json", sa.Text, nullable=False),
+        text_column("schema_json"),
         sa.Column("partition_keys", sa.JSON, nullable=False),
         sa.Column("parameters", sa.JSON, nullable=False),
         sa.Column("classification", sa.String(64), nullable=False),
         sa.Column("schema_version", sa.Integer, nullable=False),
-        _ts("created_at"),
-        _ts("updated_at"),
+        ts("created_at"),
+        ts("updated_at"),
         sa.UniqueConstraint("database_id", "name"),
     )
     op.create_table(
         "catalog_schema_versions",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("table_id", sa.Integer, sa.ForeignKey("catalog_tables.id", ondelete="CASCADE"), nullable=False),
+        id_column(),
+        parent_column("table_id", "catalog_tables.id"),
         sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("schema_json", sa.Text, nullable=False),
+        text_column("schema_json"),
         sa.Column("source", sa.String(255), nullable=False),
-        _ts("created_at"),
+        ts("created_at"),
         sa.UniqueConstraint("table_id", "version"),
     )
     op.create_table(
         "catalog_partitions",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("table_id", sa.Integer, sa.ForeignKey("catalog_tables.id", ondelete="CASCADE"), nullable=False),
+        id_column(),
+        parent_column("table_id", "catalog_tables.id"),
         sa.Column("values_key", sa.String(1024), nullable=False),
         sa.Column("values", sa.JSON, nullable=False),
-        sa.Column("location", sa.Text, nullable=False),
+        text_column("location"),
         sa.Column("parameters", sa.JSON, nullable=False),
-        _ts("created_at"),
+        ts("created_at"),
         sa.UniqueConstraint("table_id", "values_key"),
     )
     op.create_table(
         "connections",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("name", sa.String(255), nullable=False, unique=True),
+        id_column(),
+        name_column(),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("config", sa.JSON, nullable=False),
-        sa.Column("secrets", sa.Text, nullable=False),
-        sa.Column("description", sa.Text, nullable=False),
-        _ts("created_at"),
-        _ts("updated_at"),
+        text_column("secrets"),
+        text_column("description"),
+        ts("created_at"),
+        ts("updated_at"),
     )
     op.create_table(
         "jobs",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("name", sa.String(255), nullable=False, unique=True),
-        sa.Column("topology", sa.Text, nullable=False),
+        id_column(),
+        name_column(),
+        text_column("topology"),
         sa.Column("arguments", sa.JSON, nullable=False),
         sa.Column("workers", sa.Integer, nullable=False),
         sa.Column("mode", sa.String(32), nullable=False),
@@ -89,13 +87,13 @@ def upgrade() -> None:
         sa.Column("connections", sa.JSON, nullable=False),
         sa.Column("app_id", sa.String(255), nullable=False),
         sa.Column("catalog_database", sa.String(255), nullable=True),
-        _ts("created_at"),
-        _ts("updated_at"),
+        ts("created_at"),
+        ts("updated_at"),
     )
     op.create_table(
         "runs",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True),
+        id_column(),
+        parent_column("job_id", "jobs.id", index=True),
         sa.Column("state", sa.String(16), nullable=False, index=True),
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("error", sa.Text, nullable=True),
@@ -103,19 +101,19 @@ def upgrade() -> None:
         sa.Column("supervisor", sa.String(255), nullable=True),
         sa.Column("pids", sa.JSON, nullable=False),
         sa.Column("stop_requested", sa.Boolean, nullable=False),
-        _ts("created_at"),
-        _ts("started_at", nullable=True),
-        _ts("ended_at", nullable=True),
-        _ts("heartbeat_at", nullable=True),
+        ts("created_at"),
+        ts("started_at", nullable=True),
+        ts("ended_at", nullable=True),
+        ts("heartbeat_at", nullable=True),
     )
     op.create_table(
         "api_tokens",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("name", sa.String(255), nullable=False, unique=True),
+        id_column(),
+        name_column(),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
-        _ts("created_at"),
-        _ts("revoked_at", nullable=True),
+        ts("created_at"),
+        ts("revoked_at", nullable=True),
     )
 
 

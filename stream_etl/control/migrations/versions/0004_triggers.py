@@ -10,98 +10,78 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from stream_etl.control.migrations.columns import id_column, name_column, parent_column, text_column, ts
+
 revision = "0004"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
 
 
-def _ts(name: str, nullable: bool = False) -> sa.Column[object]:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
-
-
 def upgrade() -> None:
     op.create_table(
         "workflows",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("name", sa.String(255), nullable=False, unique=True),
-        sa.Column("description", sa.Text, nullable=False),
+        id_column(),
+        name_column(),
+        text_column("description"),
         sa.Column("default_run_properties", sa.JSON, nullable=False),
-        _ts("created_at"),
-        _ts("updated_at"),
+        ts("created_at"),
+        ts("updated_at"),
     )
     op.create_table(
         "triggers",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("name", sa.String(255), nullable=False, unique=True),
+        id_column(),
+        name_column(),
         sa.Column("type", sa.String(16), nullable=False),
         sa.Column("schedule", sa.String(255), nullable=True),
         sa.Column("predicate", sa.JSON, nullable=True),
         sa.Column("event", sa.JSON, nullable=True),
         sa.Column("actions", sa.JSON, nullable=False),
         sa.Column("enabled", sa.Boolean, nullable=False),
-        sa.Column("workflow_id", sa.Integer, sa.ForeignKey("workflows.id", ondelete="CASCADE"), nullable=True),
-        sa.Column("description", sa.Text, nullable=False),
+        parent_column("workflow_id", "workflows.id", nullable=True),
+        text_column("description"),
         sa.Column("state", sa.JSON, nullable=False),
-        _ts("enabled_at"),
-        _ts("created_at"),
-        _ts("updated_at"),
+        ts("enabled_at"),
+        ts("created_at"),
+        ts("updated_at"),
     )
     op.create_table(
         "workflow_runs",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column(
-            "workflow_id", sa.Integer, sa.ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False, index=True
-        ),
+        id_column(),
+        parent_column("workflow_id", "workflows.id", index=True),
         sa.Column("state", sa.String(16), nullable=False, index=True),
         sa.Column("run_properties", sa.JSON, nullable=False),
         sa.Column("previous_run_id", sa.Integer, nullable=True),
         sa.Column("error", sa.Text, nullable=True),
-        _ts("started_at"),
-        _ts("ended_at", nullable=True),
+        ts("started_at"),
+        ts("ended_at", nullable=True),
     )
     op.create_table(
         "trigger_firings",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column(
-            "trigger_id", sa.Integer, sa.ForeignKey("triggers.id", ondelete="CASCADE"), nullable=False, index=True
-        ),
+        id_column(),
+        parent_column("trigger_id", "triggers.id", index=True),
         sa.Column("slot", sa.String(512), nullable=False),
-        sa.Column(
-            "workflow_run_id",
-            sa.Integer,
-            sa.ForeignKey("workflow_runs.id", ondelete="CASCADE"),
-            nullable=True,
-            index=True,
-        ),
-        sa.Column("reason", sa.Text, nullable=False),
-        _ts("fired_at"),
+        parent_column("workflow_run_id", "workflow_runs.id", nullable=True, index=True),
+        text_column("reason"),
+        ts("fired_at"),
         sa.UniqueConstraint("trigger_id", "slot"),
     )
     op.create_table(
         "trigger_action_runs",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column(
-            "firing_id", sa.Integer, sa.ForeignKey("trigger_firings.id", ondelete="CASCADE"), nullable=True, index=True
-        ),
-        sa.Column(
-            "workflow_run_id",
-            sa.Integer,
-            sa.ForeignKey("workflow_runs.id", ondelete="CASCADE"),
-            nullable=True,
-            index=True,
-        ),
+        id_column(),
+        parent_column("firing_id", "trigger_firings.id", nullable=True, index=True),
+        parent_column("workflow_run_id", "workflow_runs.id", nullable=True, index=True),
         sa.Column("trigger", sa.String(255), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("arguments", sa.JSON, nullable=False),
         sa.Column("state", sa.String(16), nullable=False, index=True),
-        sa.Column("job_run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
+        parent_column("job_run_id", "runs.id", ondelete="SET NULL", nullable=True),
         sa.Column("crawler_run_id", sa.Integer, nullable=True),
         sa.Column("origin_id", sa.Integer, nullable=True),
         sa.Column("error", sa.Text, nullable=True),
-        _ts("created_at"),
-        _ts("ended_at", nullable=True),
+        ts("created_at"),
+        ts("ended_at", nullable=True),
     )
     # A job run's own arguments (a trigger's action arguments, a workflow's run properties) over the job's.
     with op.batch_alter_table("runs") as batch:
