@@ -283,9 +283,12 @@ class Workflows:
             if row.state != "RUNNING":
                 return []
             ended: dict[tuple[str, str], tuple[str, str]] = {}
+            active = False
             for action in _latest(session, run_id).values():
                 state = action_state(action)
-                if state not in ACTIVE_ACTIONS:
+                if state in ACTIVE_ACTIONS:
+                    active = True
+                else:
                     ended[(action.kind, action.name)] = (state, f"{action.kind}:{action.origin_id or action.id}")
             conditional = [
                 (t.name, Predicate.model_validate(t.predicate))
@@ -305,7 +308,9 @@ class Workflows:
                 )
                 if firing is not None:
                     fired.append(firing)
-        if not fired:
+        # Only a run whose nodes had all ended when the predicates were evaluated can be over: a node
+        # that ends after that evaluation may satisfy a predicate, which the next tick fires.
+        if not fired and not active:
             self._end_if_over(run_id)
         return fired
 

@@ -136,3 +136,29 @@ def test_a_workflow_run_can_be_stopped_and_a_workflow_needs_one_start_trigger(st
         workflows.run("w")
     workflows.delete("w")
     assert Triggers(store).list_all() == []
+
+
+def test_a_node_ending_while_the_predicates_are_evaluated_does_not_end_the_run(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race a loaded machine hit: the run's last active job ends (a supervisor's update) after a
+    tick read it as running but before the tick decided the run was over. The run must go on, and
+    the next tick fires the next node."""
+    import stream_etl.control.workflows as workflows_module
+
+    workflows = chain(store, "racy", "load", "report")
+    run = workflows.run("racy")
+    original = workflows_module.satisfied
+
+    def satisfied_while_load_ends(*args, **kwargs):  # type: ignore[no-untyped-def]
+        _finish(store, workflows, run.id, "job:load", "SUCCEEDED")  # the supervisor, meanwhile
+        monkeypatch.setattr(workflows_module, "satisfied", original)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(workflows_module, "satisfied", satisfied_while_load_ends)
+    assert workflows.advance(run.id) == []  # evaluated while load was running: nothing fires
+    assert workflows.get_run(run.id).state == "RUNNING"  # and the run is not over
+
+    (fired,) = workflows.advance(run.id)
+    assert fired.trigger == "racy-after-load"
+    assert _node(workflows.get_run(run.id), "job:report")[0] == "WAITING"
