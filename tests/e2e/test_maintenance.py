@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from tests.e2e.workers import ORDERS, assert_same_orders, expected_orders, read_
 from tests.services import Services
 
 pytestmark = pytest.mark.timeout(300)
+MAX_RECORDS = 100_000  # 200 s at 500 records/s: past the test's timeout
 
 
 def _files(uri: str, services: Services, version: int | None = None) -> int:
@@ -46,7 +47,6 @@ def test_scheduled_compactions_beside_a_live_worker_keep_every_record_exactly_on
     scheduler: Path,  # noqa: F811 - the fixture
 ) -> None:
     store, _supervisor, log = control
-    total = 15_000
     name = topic(partitions=2)
     jobs = Jobs(store)
     writer_args = {"topic": name, "table": table_uri, "batch_records": "300", "assignment": "direct"}
@@ -64,8 +64,18 @@ def test_scheduled_compactions_beside_a_live_worker_keep_every_record_exactly_on
     jobs.create(
         parse_spec({"name": "compact", "kind": "compact", "arguments": {"table": table_uri}, "connections": ["lake"]})
     )
+    # Produce at 500 records/s until both compactions are seen (however long a loaded machine takes).
+    stop, produced = threading.Event(), [0]
+
+    def live_orders() -> Iterator[bytes]:
+        for value in orders(MAX_RECORDS):
+            if stop.is_set():
+                return
+            produced[0] += 1
+            yield value
+
     producer = threading.Thread(
-        target=produce, args=(services.kafka_bootstrap, name, orders(total)), kwargs={"rate": 500}, daemon=True
+        target=produce, args=(services.kafka_bootstrap, name, live_orders()), kwargs={"rate": 500}, daemon=True
     )
     producer.start()
     writing = jobs.start("orders")
@@ -85,7 +95,7 @@ def test_scheduled_compactions_beside_a_live_worker_keep_every_record_exactly_on
 
     wait_for(lambda: len(compactions()) >= 2, 120, f"two scheduled compactions:\n{scheduler.read_text()[-2000:]}")
     Triggers(store).set_enabled("compact-often", False)
-    assert producer.is_alive(), "the producer finished before the second compaction: not beside live writes"
+    assert producer.is_alive(), f"the producer ran out ({MAX_RECORDS}) before the second compaction"
     assert not jobs.list_runs(job="compact", state="FAILED")
     for run in compactions()[:2]:
         result = run.metrics["maintenance"]
@@ -104,7 +114,10 @@ def test_scheduled_compactions_beside_a_live_worker_keep_every_record_exactly_on
         )
     assert jobs.get_run(writing.id).state == "RUNNING"
 
+    stop.set()
     producer.join(timeout=120)
+    assert not producer.is_alive()
+    total = produced[0]
     expected = expected_orders(range(total)).num_rows
     wait_for(lambda: (read_table(table_uri, services) or expected_orders([])).num_rows >= expected, 90, "catch-up")
     jobs.stop(writing.id)
