@@ -494,7 +494,8 @@ def table_show(
     limit: Annotated[int, typer.Option(min=0, help="Rows to print.")] = 5,
 ) -> None:
     """Print a Delta table's version, row count, schema and first rows."""
-    from deltalake import DeltaTable
+    import pyarrow as pa
+    from deltalake import DeltaTable, QueryBuilder
     from deltalake.exceptions import TableNotFoundError
 
     from connectors.delta.config import storage_options
@@ -505,11 +506,15 @@ def table_show(
         except TableNotFoundError as exc:
             msg = f"no Delta table at {uri}"
             raise ConfigurationError(msg) from exc
-        dataset = table.to_pyarrow_dataset()
-        rows = dataset.count_rows()
-        head = dataset.head(limit) if limit else None
+        # delta-rs's own engine, not a pyarrow dataset over delta-rs's Python filesystem: a
+        # dataset's head() leaves read-ahead threads calling into Python, which now and then
+        # crashed the interpreter at exit (apache/arrow#38352's kind).
+        query = QueryBuilder().register("t", table)
+        rows = pa.table(query.execute("SELECT count(*) AS n FROM t"))["n"][0].as_py()
+        head = pa.table(query.execute(f"SELECT * FROM t LIMIT {int(limit)}")) if limit else None  # noqa: S608 - an int
+        schema = pa.schema(table.schema().to_arrow())
     out.print(f"[bold]{uri}[/bold]  version {table.version()}  rows {rows:,}")
-    out.print(", ".join(f"{f.name}: {f.type}" for f in dataset.schema))
+    out.print(", ".join(f"{f.name}: {f.type}" for f in schema))
     if head is None or not head.num_rows:
         return
     if len(head.column_names) <= 6:
