@@ -38,7 +38,7 @@ app = faust.App(
     store="memory://",
     web_enabled=False,
     topic_disable_leader=True,
-    broker_commit_interval=1.0,
+    broker_commit_interval=float(os.environ.get("STREAM_ETL_FAUST_COMMIT_INTERVAL", "1.0")),
     # Tansu (the dev broker) holds a group join for session.timeout / 2 (docs/ARCHITECTURE.md).
     broker_session_timeout=int(consumer.get("session.timeout.ms", "45000")) / 1000,
     broker_heartbeat_interval=int(consumer.get("heartbeat.interval.ms", "3000")) / 1000,

@@ -17,8 +17,9 @@ How it keeps exactly-once:
   with the rows in one commit, and ``plan_commit`` drops every record at or below a sink's
   stored position, so a replay (Faust restarting from older offsets, a new consumer group
   reading from the beginning) adds nothing.
-- The stream is ``noack``: an event is acknowledged to Faust only once the primary sink has
-  committed its offset, so Faust's own committed offsets never run ahead of the sink.
+- The stream is ``noack`` and every message holds one more reference until the primary sink
+  has committed its offset (``take_events`` acks each batch when it is handed over): an event
+  is acknowledged to Faust only then, so Faust's own committed offsets never run ahead of the sink.
 - A commit conflict (another writer moved the positions) makes the run loop re-seek: the
   reader replays the records it still holds above the stored positions.
 
@@ -243,6 +244,12 @@ def stream_etl_agent(
         sweeper = asyncio.create_task(sweep())
         try:
             async for events in stream.noack().take_events(max_batch_records, within=within_s):
+                # take_events acks every event of the batch as soon as this body is done, noack or
+                # not, which let Faust commit offsets the sink had not stored yet (a SIGKILL then lost
+                # them). One more reference per message: its offset is released only when both that
+                # ack and ours (after the primary sink's commit, _ack_committed) have come.
+                for event in events:
+                    event.message.incref()
                 bridge.check()
                 reader.feed(*_columns(events))
                 async with lock:
