@@ -10,7 +10,7 @@ import pytest
 from connectors.kafka.admin import produce
 from stream_etl.faults import POINTS
 from stream_etl.samples import malformed, order, orders, readings
-from tests.e2e.workers import ROOT, read_table, run_worker, start_worker
+from tests.e2e.workers import ROOT, killed_at, read_table, run_worker
 from tests.services import Services
 
 ROUTED = str(ROOT / "topologies" / "orders_routed.py")
@@ -21,18 +21,7 @@ TIERS = {"small": (0, 10_000), "medium": (10_000, 30_000), "large": (30_000, 10*
 def _crash_then_finish(
     services: Services, topology: str, args: dict[str, str], app_id: str, point: str, tmp_path: Path
 ) -> None:
-    crashed = start_worker(
-        services,
-        app_id=app_id,
-        args=args,
-        log=tmp_path / "crash.log",
-        topology=topology,
-        until_caught_up=True,
-        extra_env={"STREAM_ETL_FAULT": f"{point}:2"},
-    )
-    assert crashed.wait(timeout=120) == -9, (
-        f"the fault at {point} did not fire:\n{(tmp_path / 'crash.log').read_text()[-2000:]}"
-    )
+    killed_at(services, f"{point}:2", app_id=app_id, args=args, log=tmp_path / "crash.log", topology=topology)
     run_worker(services, app_id=app_id, args=args, log=tmp_path / "final.log", topology=topology)
 
 

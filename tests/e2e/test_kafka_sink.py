@@ -14,7 +14,7 @@ import pytest
 from connectors.kafka.admin import produce
 from stream_etl.samples import orders
 from tests.connectors.kafka.test_sink import read_committed
-from tests.e2e.workers import ROOT, assert_same_orders, run_worker, start_worker
+from tests.e2e.workers import ROOT, assert_same_orders, killed_at, run_worker
 from tests.services import Services
 
 pytestmark = pytest.mark.timeout(600)
@@ -54,16 +54,7 @@ def test_sigkill_restarts_deliver_each_record_once_to_read_committed_consumers(
     commits = []
     for attempt, fault in enumerate(KILLS):
         log = tmp_path / f"worker-{attempt}.log"
-        process = start_worker(
-            services,
-            app_id=unique,
-            args=args,
-            log=log,
-            topology=TOPOLOGY,
-            until_caught_up=True,
-            extra_env={"STREAM_ETL_FAULT": fault},
-        )
-        assert process.wait(timeout=120) == -9, f"the fault {fault} did not fire:\n{log.read_text()[-2000:]}"
+        killed_at(services, fault, app_id=unique, args=args, log=log, topology=TOPOLOGY)
         commits.append(_commits(services, positions_topic))
     assert commits[-1] > commits[0] > 0, commits  # the killed workers committed between their deaths
     run_worker(services, app_id=unique, args=args, log=tmp_path / "final.log", topology=TOPOLOGY)

@@ -3,9 +3,7 @@ to the expected final state, row by row (every update applied once, in order, no
 
 from __future__ import annotations
 
-import random
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import pytest
 
 from connectors.kafka.admin import produce
 from stream_etl.samples import order
-from tests.e2e.workers import ROOT, run_worker, start_worker, wait_for
+from tests.e2e.workers import ROOT, kill_after_commits, run_worker, start_worker, wait_for
 from tests.services import Services
 
 pytestmark = pytest.mark.timeout(600)
@@ -79,25 +77,17 @@ def test_sigkill_restarts_leave_the_upserted_table_equal_to_the_final_state(
         keys=(str(i % keys).encode() for i in range(total)),  # one key, one partition: updates stay in order
     )
     args = {"topic": name, "table": pg_table, "dsn": DSN, "batch_records": "1000", "assignment": "direct"}
-    rng = random.Random(4)
     stored_at_kill: list[int] = []
-    for attempt in range(10):
-        if len(stored_at_kill) >= 4:
-            break
-        log = tmp_path / f"worker-{attempt}.log"
-        before = _stored(unique)
-        process = start_worker(services, app_id=unique, args=args, log=log, topology=TOPOLOGY, until_caught_up=True)
-        deadline = time.monotonic() + 120
-        while _stored(unique) <= before and process.poll() is None:
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.4))
-        if process.poll() is not None:
-            assert process.returncode == 0, log.read_text()[-2000:]
-            break
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        stored_at_kill.append(_stored(unique))
+    kill_after_commits(
+        services,
+        app_id=unique,
+        args=args,
+        topology=TOPOLOGY,
+        logs=tmp_path,
+        commits=lambda: _stored(unique),
+        seed=4,
+        on_kill=lambda: stored_at_kill.append(_stored(unique)),
+    )
 
     assert len(stored_at_kill) >= 2, f"only {len(stored_at_kill)} kills landed mid-stream"
     assert stored_at_kill == sorted(stored_at_kill) and stored_at_kill[0] < total

@@ -175,6 +175,33 @@ def assert_positions_only_advance(uri: str, services: Services, app_id: str) -> 
     return commits
 
 
+def killed_at(
+    services: Services,
+    fault: str,
+    *,
+    app_id: str,
+    args: dict[str, str],
+    log: Path,
+    topology: str = ORDERS,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> None:
+    """Run an until-caught-up worker armed with ``STREAM_ETL_FAULT=fault``; fails unless the fault
+    SIGKILLed it."""
+    process = start_worker(
+        services,
+        app_id=app_id,
+        args=args,
+        log=log,
+        topology=topology,
+        until_caught_up=True,
+        extra_env={**(extra_env or {}), "STREAM_ETL_FAULT": fault},
+    )
+    assert process.wait(timeout=timeout) == -signal.SIGKILL, (
+        f"the fault {fault} did not fire:\n{log.read_text()[-2000:]}"
+    )
+
+
 def kill_after_commits(
     services: Services,
     *,
@@ -185,9 +212,11 @@ def kill_after_commits(
     commits: Callable[[], int],
     seed: int,
     max_kills: int = 4,
+    on_kill: Callable[[], None] | None = None,
 ) -> int:
     """Start until-caught-up workers one after another and SIGKILL each a random moment (0-0.4 s)
-    after ``commits()`` grows, up to ``max_kills`` times or until one finishes; returns the kills."""
+    after ``commits()`` grows, up to ``max_kills`` times or until one finishes; returns the kills.
+    ``on_kill`` runs after each kill."""
     rng = random.Random(seed)
     kills = 0
     for attempt in range(10):
@@ -207,4 +236,6 @@ def kill_after_commits(
         process.send_signal(signal.SIGKILL)
         process.wait()
         kills += 1
+        if on_kill is not None:
+            on_kill()
     return kills
