@@ -55,7 +55,9 @@ def log(message: str) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from stream_etl.fetcher import POLL_RECORDS
+    from stream_etl.sources import SourceReader
+
+    poll_records = SourceReader.poll_records
 
     parser = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -101,8 +103,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--num-messages",
         type=int,
-        default=POLL_RECORDS,
-        help=f"num_messages per consume() of the bare consumer (default: the engine's POLL_RECORDS, {POLL_RECORDS})",
+        default=poll_records,
+        help=f"num_messages per consume() of the bare consumer (default: the engine's on confluent-kafka's Message path, {poll_records})",
     )
     parser.add_argument(
         "--wait-quiet",

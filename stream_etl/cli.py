@@ -16,24 +16,24 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from stream_etl import __version__
-from stream_etl.catalog import TableCatalog
+from stream_etl.console import LazyConsole, new_table
 from stream_etl.context import RunContext, check_app_id
 from stream_etl.control import cli as control_cli
-from stream_etl.devstack import DevStack
 from stream_etl.errors import ConfigurationError, StreamEtlError
 from stream_etl.metrics import RunStats
 from stream_etl.settings import Settings, parse_options, read_config_file
+
+if TYPE_CHECKING:
+    from stream_etl.catalog import TableCatalog
+    from stream_etl.devstack import DevStack
 
 app = typer.Typer(
     help="Streaming ETL from Kafka into Delta Lake, exactly once, on Arrow micro-batches.",
@@ -48,8 +48,8 @@ table_app = typer.Typer(help="Look at and maintain Delta tables (compact, vacuum
 app.add_typer(dev_app, name="dev")
 app.add_typer(table_app, name="table")
 
-out = Console()
-err = Console(stderr=True)
+out = LazyConsole()
+err = LazyConsole(stderr=True)
 log = logging.getLogger("stream_etl")
 
 #: Default for ``run --shutdown-timeout``: below Kubernetes' 30 s termination grace period.
@@ -118,6 +118,8 @@ def load_settings() -> Settings:
     settings = Settings.from_environment(config=_config_values)
     if settings.kafka_bootstrap_servers or settings.s3_endpoint_url:
         return settings
+    from stream_etl.devstack import DevStack
+
     state = DevStack(settings.dev_dir).load()
     if state is None:
         return settings
@@ -163,29 +165,40 @@ def run(
     from stream_etl.loader import load_topology
     from stream_etl.runloop import RunLoop
 
-    with _errors():
-        memory.tune()  # before delta-rs loads and before any thread starts
-        args = _parse_args(arg or [])
-        loaded = load_topology(topology, args=args)
-        ctx = RunContext(
-            app_id=check_app_id(app_id or loaded.name),
-            settings=load_settings(),
-            mode="until_caught_up" if until_caught_up else "continuous",
-            args=args,
-            catalog=_catalog_hook(),
-        )
-        loop = RunLoop(loaded, ctx)
-        if os.environ.get("STREAM_ETL_FAULT"):  # reliability tests: crash at a named point
-            from stream_etl import faults
+    collecting = gc.isenabled()
+    gc.disable()  # until the source started: the collector has nothing to find in start-up's objects
+    try:
+        with _errors():
+            memory.tune()  # before delta-rs loads and before any thread starts
+            args = _parse_args(arg or [])
+            loaded = load_topology(topology, args=args)
+            ctx = RunContext(
+                app_id=check_app_id(app_id or loaded.name),
+                settings=load_settings(),
+                mode="until_caught_up" if until_caught_up else "continuous",
+                args=args,
+                catalog=_catalog_hook(),
+            )
+            loop = RunLoop(loaded, ctx)
+            if os.environ.get("STREAM_ETL_FAULT"):  # reliability tests: crash at a named point
+                from stream_etl import faults
 
-            faults.arm(os.environ["STREAM_ETL_FAULT"])
-        _tune_garbage_collector()
-        with _signals(loop.stop, shutdown_timeout), _progress(until_caught_up) as on_batch:
-            loop.on_batch = on_batch
-            try:
-                summary = loop.run()
-            finally:
-                gc.unfreeze()  # let the interpreter's final collection see everything again
+                faults.arm(os.environ["STREAM_ETL_FAULT"])
+            with _signals(loop.stop, shutdown_timeout), _progress(until_caught_up) as progress:
+                loop.on_batch = progress
+
+                def started() -> None:  # while a group consumer waits for its join
+                    progress.ready()
+                    _tune_garbage_collector()
+
+                loop.on_started = started
+                try:
+                    summary = loop.run()
+                finally:
+                    gc.unfreeze()  # let the interpreter's final collection see everything again
+    finally:
+        if collecting:
+            gc.enable()
     if json_summary:
         out.print_json(
             json.dumps(
@@ -259,7 +272,7 @@ def preview(
             table = node.output.drop_columns([c for c in node.output.column_names if c.startswith("__stream_etl")])
             out.print(", ".join(f"{f.name}: {f.type}" for f in table.schema), highlight=False)
             if rows and table.num_rows:
-                view = Table(*table.column_names)
+                view = new_table(*table.column_names)
                 for row in table.slice(0, rows).to_pylist():
                     view.add_row(*(_cell(v) for v in row.values()))
                 out.print(view)
@@ -270,7 +283,7 @@ def preview(
     dead = result.dead_letters
     out.print(f"\n[bold]dead letters[/bold]: {dead.num_rows if dead is not None else 0}")
     if dead is not None and rows:
-        view = Table("step", "error", "partition", "offset", "raw")
+        view = new_table("step", "error", "partition", "offset", "raw")
         for row in dead.slice(0, rows).to_pylist():
             view.add_row(row["step"], row["error"], row["partition"], str(row["offset"]), _cell(row["raw"]))
         out.print(view)
@@ -317,10 +330,14 @@ def _tune_garbage_collector() -> None:
     """Collect cycles rarely: a worker allocates millions of short-lived objects (one per
     Kafka message), and with the default thresholds the collector ran ~1,500 times per
     million records for ~0.7 s of GIL time. The hot path creates few cycles; freezing what
-    exists after start-up also keeps modules and the topology out of every collection."""
+    exists after start-up also keeps modules and the topology out of every collection.
+
+    Runs once the source started (the collection takes ~30 ms: a group consumer's join takes
+    seconds), with the collector paused until then."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
+    gc.enable()
 
 
 @contextmanager
@@ -367,18 +384,43 @@ def _signals(stop: Callable[[], None], timeout_s: float = SHUTDOWN_TIMEOUT_S) ->
 
 
 @contextmanager
-def _progress(until_caught_up: bool) -> Iterator[Callable[[RunStats], None]]:
+def _progress(until_caught_up: bool) -> Iterator[_Progress]:
     """A live line on a terminal; a log line every 10 s otherwise."""
+    with ExitStack() as stack:
+        yield _Progress(until_caught_up, stack)
+
+
+class _Progress:
+    """The run's progress line, chosen by :meth:`ready` (rich loads only then, ~20 ms: the CLI
+    calls it once the source started, while a group consumer waits for its join)."""
+
+    def __init__(self, until_caught_up: bool, stack: ExitStack) -> None:
+        self.until_caught_up, self.stack = until_caught_up, stack
+        self.started = time.monotonic()
+        self._line: Callable[[RunStats], None] | None = None
+
+    def ready(self) -> None:
+        if self._line is None:
+            self._line = _progress_line(self.until_caught_up, self.started, self.stack)
+
+    def __call__(self, stats: RunStats) -> None:
+        self.ready()
+        if self._line is not None:
+            self._line(stats)
+
+
+def _progress_line(until_caught_up: bool, started: float, stack: ExitStack) -> Callable[[RunStats], None]:
     if not err.is_terminal:
-        last = {"at": time.monotonic()}
+        last = {"at": started}
 
         def log_line(stats: RunStats) -> None:
             if time.monotonic() - last["at"] >= 10:
                 last["at"] = time.monotonic()
                 log.info("progress: %s", _short(stats))
 
-        yield log_line
-        return
+        return log_line
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = [
         TextColumn("[bold]{task.description}"),
         BarColumn() if until_caught_up else TextColumn(""),
@@ -386,13 +428,13 @@ def _progress(until_caught_up: bool) -> Iterator[Callable[[RunStats], None]]:
         TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
     ]
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("records", total=None, detail="")
+    progress = stack.enter_context(Progress(*columns, console=err.console, transient=True))
+    task = progress.add_task("records", total=None, detail="")
 
-        def update(stats: RunStats) -> None:
-            progress.update(task, completed=stats.records_in, detail=_short(stats))
+    def update(stats: RunStats) -> None:
+        progress.update(task, completed=stats.records_in, detail=_short(stats))
 
-        yield update
+    return update
 
 
 def _short(stats: RunStats) -> str:
@@ -404,7 +446,7 @@ def _short(stats: RunStats) -> str:
 
 
 def _print_summary(stats: dict[str, Any], sinks: dict[str, dict[str, Any]], *, caught_up: bool) -> None:
-    table = Table(title="run summary" + (" (caught up)" if caught_up else ""), show_header=False)
+    table = new_table(title="run summary" + (" (caught up)" if caught_up else ""), show_header=False)
     for key in (
         "records_in",
         "written",
@@ -419,7 +461,7 @@ def _print_summary(stats: dict[str, Any], sinks: dict[str, dict[str, Any]], *, c
     ):
         table.add_row(key.replace("_", " "), f"{stats[key]:,}" if isinstance(stats[key], int) else str(stats[key]))
     out.print(table)
-    sink_table = Table("sink", "location", "table version", "rows in table")
+    sink_table = new_table("sink", "location", "table version", "rows in table")
     for name, info in sinks.items():
         sink_table.add_row(name, str(info.get("location")), str(info.get("version")), f"{info.get('rows', '')}")
     out.print(sink_table)
@@ -455,12 +497,14 @@ def produce(
         created = ensure_topic(bootstrap, topic, partitions=partitions, options=settings.kafka_config())
         values = _file_lines(file) if file else orders(count, start=start, bad_every=bad_every)
         total = None if file else count
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         with Progress(
             TextColumn("producing"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=err,
+            console=err.console,
             transient=True,
             disable=not err.is_terminal,
         ) as progress:
@@ -518,13 +562,13 @@ def table_show(
     if head is None or not head.num_rows:
         return
     if len(head.column_names) <= 6:
-        view = Table(*head.column_names)
+        view = new_table(*head.column_names)
         for row in head.to_pylist():
             view.add_row(*(str(v) for v in row.values()))
         out.print(view)
         return
     for number, row in enumerate(head.to_pylist(), start=1):  # wide rows: one block per row
-        view = Table(show_header=False, title=f"row {number}", title_justify="left")
+        view = new_table(show_header=False, title=f"row {number}", title_justify="left")
         for name, value in row.items():
             view.add_row(name, str(value))
         out.print(view)
@@ -545,6 +589,8 @@ def _stack(
     bucket: str = "lake",
     kinesis_port: int | None = None,
 ) -> DevStack:
+    from stream_etl.devstack import DevStack
+
     return DevStack(
         state_dir or Settings.from_environment(config=_config_values).dev_dir,
         kafka_port=kafka_port,

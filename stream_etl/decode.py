@@ -35,6 +35,7 @@ import pyarrow.json as pa_json
 from stream_etl.dead_letters import Failure
 from stream_etl.errors import ConfigurationError
 from stream_etl.json_reader import MAX_DEPTH, read_json, too_deep
+from stream_etl.rawvalues import RawValues
 from stream_etl.records import LINEAGE
 
 DECODE_STEP = "decode"
@@ -114,11 +115,17 @@ class JsonFormat(Format):
         n = len(values)
         if n == 0:
             return Decoded(None)
-        try:
-            buffer = b"\n".join(values)  # type: ignore[arg-type]  # None is caught below
-        except TypeError:
-            return self._decode_slowly(values)
-        if max(map(len, values)) > 2 * self.max_depth and too_deep(values, self.max_depth):  # type: ignore[arg-type]
+        if isinstance(values, RawValues):  # a native reader's buffer: already joined
+            if values.nulls:
+                return self._decode_slowly(values.to_list())
+            buffer, longest = values.data, values.max_len
+        else:
+            try:
+                buffer = b"\n".join(values)  # type: ignore[arg-type]  # None is caught below
+            except TypeError:
+                return self._decode_slowly(values)
+            longest = max(map(len, values))  # type: ignore[arg-type]
+        if longest > 2 * self.max_depth and too_deep(values, self.max_depth):  # type: ignore[arg-type]
             return self._decode_slowly(values)
         if not _one_object_per_line(buffer, n):
             return self._decode_slowly(values)

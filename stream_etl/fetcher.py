@@ -11,7 +11,9 @@ read and not yet committed are bounded by ``max_in_flight_bytes``
 reached, the thread pauses the source (Kafka: ``consumer.pause``, so librdkafka stops
 fetching and drops its prefetched records instead of filling its own queue) and keeps
 polling, which serves rebalance callbacks and keeps the consumer in its group; it
-resumes once the run loop's commits release bytes.
+resumes once the run loop's commits release bytes. A reader that ``can_hold_back`` (the
+Kafka source's native path) is not paused: the thread serves its events without taking
+records, and the client's bounded queue holds what it fetched (no refetch, no resume delay).
 
 Why a thread and not asyncio: librdkafka's consume, Arrow's JSON reader and the
 Delta writer all release the GIL, so a plain thread overlaps them on separate
@@ -41,9 +43,6 @@ from stream_etl.stage import WAIT_S, Stage, name_os_thread
 from stream_etl.state import StateKeeper
 
 log = logging.getLogger(__name__)
-
-#: Most records asked of the source in one poll.
-POLL_RECORDS = 20_000
 
 
 class Fetcher(Stage[Batch]):
@@ -82,6 +81,11 @@ class Fetcher(Stage[Batch]):
         self._at_end: set[int] = set()
         #: Stored positions seen at assignment, for run-until-caught-up.
         self.assigned_positions: dict[SourcePartition, int] = {}
+
+    @property
+    def stateful(self) -> bool:
+        """Stateful steps resume from snapshots: readers must not read ahead of an assignment."""
+        return self.keeper is not None
 
     def attach(self, reader: SourceReader) -> None:
         self.reader = reader
@@ -148,6 +152,11 @@ class Fetcher(Stage[Batch]):
                 del self._in_flight[generation]
 
     def _throttle(self, reader: SourceReader, pause: bool) -> None:
+        if reader.can_hold_back:  # the reader just stops taking records (see SourceReader.serve)
+            if pause and not self.paused:
+                self.pauses += 1
+            self.paused = pause
+            return
         if pause:
             reader.pause()  # every time: partitions assigned meanwhile start unpaused
             if not self.paused:
@@ -163,9 +172,12 @@ class Fetcher(Stage[Batch]):
     def _poll_while_waiting(self, reader: SourceReader) -> None:
         """The next stage is behind: pause the source, but keep polling (callbacks, group liveness)."""
         self._throttle(reader, pause=True)
-        if not reader.pausable:
+        if reader.can_hold_back:
+            chunk = reader.serve(0)
+        elif not reader.pausable:
             return  # polling would read on: wait without it
-        chunk = reader.poll(max(min(self.batcher.room(), POLL_RECORDS), 1), 0)
+        else:
+            chunk = reader.poll(max(min(self.batcher.room(), reader.poll_records), 1), 0)
         if chunk is not None:  # fetched before the pause took effect, or from a new assignment
             self.batcher.add(chunk)
             self._note_ends(chunk)
@@ -196,6 +208,8 @@ class Fetcher(Stage[Batch]):
             msg = "attach() a source reader before starting the fetch thread"
             raise RuntimeError(msg)
         name_os_thread("se-fetch")
+        if self.reader.awaiting_assignment:  # a small first batch would only add a commit
+            self.batcher.full_size()
         try:
             while not self.stopping.is_set():
                 self._step(self.reader)
@@ -218,12 +232,14 @@ class Fetcher(Stage[Batch]):
             reader.commit(pending)
         over = self.in_flight_bytes() >= self.limits.in_flight_bytes
         self._throttle(reader, pause=over)
-        if over and not reader.pausable:
+        if over and reader.can_hold_back:
+            chunk = reader.serve(min(self.batcher.seconds_left(), WAIT_S))
+        elif over and not reader.pausable:
             chunk = None  # a source that cannot pause is simply not read
             time.sleep(min(self.batcher.seconds_left(), WAIT_S))
         else:  # a paused source returns nothing new, but polling serves its callbacks
             chunk = reader.poll(
-                max(min(self.batcher.room(), POLL_RECORDS), 1),
+                max(min(self.batcher.room(), reader.poll_records), 1),
                 min(self.batcher.seconds_left(), WAIT_S),
             )
         if chunk is not None:
@@ -249,7 +265,7 @@ class Fetcher(Stage[Batch]):
     def _note_ends(self, chunk: Chunk) -> None:
         """Track partitions that reached their end and received nothing since."""
         if self._at_end and chunk.values:
-            self._at_end.difference_update(set(chunk.pids) - chunk.ends.keys())
+            self._at_end.difference_update(chunk.partition_ids() - chunk.ends.keys())
         self._at_end.update(chunk.ends)
 
     def _all_at_end(self, reader: SourceReader) -> bool:

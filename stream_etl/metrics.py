@@ -6,12 +6,29 @@ row: ``records_in = written + filtered + dead_lettered + already_committed``.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+
+def since_launch() -> str:
+    """This process's wall and CPU seconds since it was launched, and its resident memory, for a log line.
+
+    Linux only (``/proc``); elsewhere only the CPU seconds."""
+    cpu = time.process_time()
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            started = int(f.read().rsplit(b")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/self/statm", "rb") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return f"{cpu:.2f} CPU-s after launch"
+    wall = time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    return f"{wall:.2f} s ({cpu:.2f} CPU-s) after launch, {rss:.0f} MB resident"
 
 
 @dataclass(slots=True)

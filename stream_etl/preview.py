@@ -120,7 +120,7 @@ def _fit(name: str, sink: Sink, ctx: RunContext, rows: pa.Table, failures: list[
 
 
 def _read(reader: SourceReader, limit: int, timeout_s: float) -> Batch | None:
-    batcher = Batcher(BatchLimits(max_batch_records=limit))
+    batcher = Batcher(BatchLimits(max_batch_records=limit), small_first=False)
     deadline = time.monotonic() + timeout_s
     ends: dict[SourcePartition, int] | None = None
     last: dict[int, int] = {}  # partition id -> highest position read
@@ -128,7 +128,9 @@ def _read(reader: SourceReader, limit: int, timeout_s: float) -> Batch | None:
         chunk = reader.poll(batcher.room(), timeout=min(0.5, max(deadline - time.monotonic(), 0.01)))
         if chunk is not None and len(chunk):
             batcher.add(chunk)
-            for pid, position in zip(chunk.pids, chunk.positions, strict=True):  # at most --limit records
+            pids = chunk.pids.to_pylist() if isinstance(chunk.pids, pa.Array) else chunk.pids
+            positions = chunk.positions.to_pylist() if isinstance(chunk.positions, pa.Array) else chunk.positions
+            for pid, position in zip(pids, positions, strict=True):  # at most --limit records
                 last[pid] = max(last.get(pid, -1), position)
             continue
         if ends is None:

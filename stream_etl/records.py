@@ -12,11 +12,14 @@ arrays, so no stage after the source touches records one at a time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from stream_etl.rawvalues import RawValues
 
 #: Name of the column that carries each row's index into its batch through every
 #: step, so a row can be traced back to its record (position, raw bytes) for
@@ -74,6 +77,9 @@ class Chunk:
 
     ``pids`` are :class:`PartitionRegistry` ids. ``metadata`` holds optional
     per-record lists (timestamps, keys, headers) named by the source.
+    A native reader hands over a :class:`~stream_etl.rawvalues.RawValues` and Arrow arrays
+    (``pids`` int32, ``positions`` int64, metadata arrays) instead of lists: no Python
+    object per record.
     ``ends`` maps a partition id to the position just past the last record the
     source has (its end was reached), for run-until-caught-up. ``cursors`` maps a
     partition id to an opaque resume token for its last record in the chunk, for
@@ -81,16 +87,27 @@ class Chunk:
     sinks store it beside the position.
     """
 
-    values: list[bytes | None]
-    pids: list[int]
-    positions: list[int]
+    values: list[bytes | None] | RawValues
+    pids: list[int] | pa.Int32Array
+    positions: list[int] | pa.Int64Array
     nbytes: int
-    metadata: dict[str, list[Any]] = field(default_factory=dict)
+    metadata: dict[str, list[Any] | pa.Array] = field(default_factory=dict)
     ends: dict[int, int] = field(default_factory=dict)
     cursors: dict[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.values)
+
+    @property
+    def native(self) -> bool:
+        """Column-wise (a native reader's buffers) rather than lists."""
+        return isinstance(self.values, RawValues)
+
+    def partition_ids(self) -> set[int]:
+        """The partition ids of the chunk's records."""
+        if isinstance(self.pids, pa.Array):
+            return set(pc.unique(self.pids).to_pylist())
+        return set(self.pids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +119,10 @@ class Batch:
     batches read before a rebalance or a re-seek.
     """
 
-    values: list[bytes | None]
+    values: Sequence[bytes | None]
     pids: pa.Int32Array
     positions: pa.Int64Array
-    metadata: dict[str, list[Any]]
+    metadata: dict[str, list[Any] | pa.Array]
     first_positions: dict[int, int]
     last_positions: dict[int, int]
     ends: dict[int, int]

@@ -38,7 +38,7 @@ from stream_etl.context import RunContext
 from stream_etl.dead_letters import dead_letter_table
 from stream_etl.errors import ConfigurationError, PositionConflict, TransientError
 from stream_etl.fetcher import Fetcher
-from stream_etl.metrics import RunStats
+from stream_etl.metrics import RunStats, since_launch
 from stream_etl.prepare import Prepared, Preparer
 from stream_etl.records import Batch, PartitionRegistry, SourcePartition
 from stream_etl.retry import Backoff, retry_transient
@@ -115,6 +115,9 @@ class RunLoop:
         self._min_generation = 0
         self._reader_registry = PartitionRegistry()
         self._store: StateStore = MemoryStateStore()
+        #: Called once, right after the source started reading (a Kafka consumer subscribed):
+        #: start-up work that can wait for it (the CLI's garbage collector tuning).
+        self.on_started: Callable[[], None] | None = None
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -153,7 +156,7 @@ class RunLoop:
                 if not self._prepare_targets(reader, primary.writer, start_stages):
                     return self._summary(True, sinks, dead)  # nothing to do: never joined the group
             else:
-                reader.start()
+                self._start_reader(reader)
             start_stages()
             caught_up = self._loop(fetcher, preparer, reader, sinks, dead)
         finally:
@@ -169,6 +172,15 @@ class RunLoop:
                 target.writer.close()
         return self._summary(caught_up, sinks, dead)
 
+    def _start_reader(self, reader: SourceReader) -> None:
+        """Start reading (a Kafka group consumer subscribes: the broker answers its join ~3 s later)."""
+        reader.start()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("reader started %s", since_launch())
+        if self.on_started is not None:
+            on_started, self.on_started = self.on_started, None
+            on_started()
+
     def _prepare_targets(self, reader: SourceReader, primary: SinkWriter, start_stages: Callable[[], None]) -> bool:
         """Find the end positions to reach and start the reader; False when nothing is left.
 
@@ -180,13 +192,13 @@ class RunLoop:
         found while reading (Kinesis) always start; :meth:`_caught_up` asks them for their ends.
         """
         if not reader.ends_known_up_front:
-            reader.start()
+            self._start_reader(reader)
             return True
         self._targets = reader.rough_end_positions()
         self._refresh_reached(primary)
         clearly_behind = any(self._reached.get(sp, -1) < end for sp, end in self._targets.items())
         if clearly_behind:
-            reader.start()
+            self._start_reader(reader)
             if reader.ends_while_polling:
                 start_stages()
         self._targets = reader.end_positions()
@@ -196,7 +208,7 @@ class RunLoop:
         if not behind and not clearly_behind:
             return False
         if not clearly_behind:
-            reader.start()
+            self._start_reader(reader)
         return True
 
     def _state_keeper(self, primary: _Target, topology: Topology, ctx: RunContext) -> StateKeeper | None:
@@ -239,6 +251,8 @@ class RunLoop:
                     self._refresh_reached(sinks[0].writer)
                 continue
             batch = prepared.batch
+            while reader.awaiting_assignment and not self.stop_event.is_set():
+                time.sleep(0.005)  # read during a group join: not ours until the group says so
             try:
                 with fetcher.commit_lock:
                     if batch.generation < max(fetcher.generation, self._min_generation):

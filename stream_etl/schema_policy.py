@@ -33,7 +33,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -184,6 +183,8 @@ def _rescue_json(rescued: dict[str, pa.Array], n: int) -> pa.Array:
         for i, name in enumerate(names)
     ]
     query = f"SELECT NULLIF('{{' || concat_ws(',', {', '.join(pieces)}) || '}}', '{{}}') AS j FROM batch"  # noqa: S608 - names are quoted
+    import duckdb  # only when rows are rescued: not loaded otherwise
+
     connection = duckdb.connect()
     try:
         connection.register("batch", batch)

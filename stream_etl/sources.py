@@ -9,6 +9,7 @@ have none.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Protocol
@@ -89,6 +90,26 @@ class SourceReader(ABC):
 
     def resume(self) -> None:  # noqa: B027 - optional hook
         """Fetch again after :meth:`pause`, from the position after the last record returned."""
+
+    #: True while the records a reader returns are not yet known to be this worker's (a
+    #: Kafka reader reading during its group join): the run loop commits nothing meanwhile.
+    awaiting_assignment: bool = False
+
+    #: Most records the fetch thread asks of one :meth:`poll` (a reader whose poll costs
+    #: little per call but copies each chunk once more when a batch is closed asks more).
+    poll_records: int = 20_000
+
+    #: True when :meth:`serve` keeps the reader alive (callbacks, group membership) without
+    #: taking records, and the client's own bounded buffer then holds what it fetched: the
+    #: fetch thread applies backpressure by serving instead of pausing. (A Kafka pause drops
+    #: what librdkafka prefetched, and the fetch after the resume starts up to ~0.5 s later.)
+    can_hold_back: bool = False
+
+    def serve(self, timeout: float) -> Chunk | None:
+        """Serve the client's events for up to ``timeout`` seconds without taking records (see
+        :attr:`can_hold_back`). Returns records only if some reached the client's event queue."""
+        time.sleep(timeout)
+        return None
 
     def commit(self, positions: dict[SourcePartition, int]) -> None:  # noqa: B027 - optional hook
         """Record progress in the source itself (Kafka group offsets), for lag tooling only."""

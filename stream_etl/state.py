@@ -29,7 +29,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 
 from stream_etl.errors import SinkUnavailable
@@ -120,6 +119,8 @@ class FileStateStore(StateStore):
             raise SinkUnavailable(msg, table_uri=self.root) from exc
 
     def _positions(self, step: str, partition: SourcePartition) -> list[int]:
+        import pyarrow.fs as pafs
+
         selector = pafs.FileSelector(self._dir(step, partition), allow_not_found=True)
         names = (info.base_name for info in self.fs.get_file_info(selector))
         return sorted(int(n[:-6]) for n in names if n.endswith(".arrow") and n[:-6].isdigit())

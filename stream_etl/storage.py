@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import pyarrow.fs as pafs
-
 from stream_etl.settings import Settings
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 
 def filesystem_for(uri: str, settings: Settings) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem and the path in it for ``uri`` (a local path, ``s3://`` or any
     URI pyarrow knows), with S3 reached as the settings say."""
+    import pyarrow.fs as pafs  # ~10 ms (it loads OpenSSL): only where a file system is used
+
     parsed = urlparse(uri)
     if parsed.scheme in ("s3", "s3a"):
         options = settings.s3_storage_options()

@@ -81,12 +81,17 @@ def topic(services: Services, unique: str) -> Callable[..., str]:
 
 
 #: Every Kafka client the source supports; tests that take ``kafka_client`` run once per client.
-KAFKA_CLIENTS = ("confluent", "aiokafka")
+#: ``confluent`` reads through the native record path (connectors/kafka/native.py) when it is
+#: built; ``confluent-python`` is confluent-kafka with that path off (its Message API).
+KAFKA_CLIENTS = ("confluent", "confluent-python", "aiokafka")
 
 
 @pytest.fixture(params=KAFKA_CLIENTS)
-def kafka_client(request: pytest.FixtureRequest) -> str:
+def kafka_client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The Kafka client a test reads with: KafkaSource(client=...) or STREAM_ETL_KAFKA_CLIENT."""
+    if request.param == "confluent-python":
+        monkeypatch.setenv("STREAM_ETL_KAFKA_NATIVE", "0")  # worker processes inherit it
+        return "confluent"
     return str(request.param)
 
 

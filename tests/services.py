@@ -155,3 +155,18 @@ def _containers() -> Iterator[Services]:  # pragma: no cover - needs a Docker en
         with urllib.request.urlopen(endpoint + "/minio/health/live", timeout=10):  # noqa: S310
             pass
         yield Services(kafka.get_bootstrap_server(), endpoint, "tests", config["access_key"], config["secret_key"])
+
+
+def drop_postgres_table(dsn: str, name: str) -> None:
+    """Drop a test's Postgres table, its dead-letter table and its rows of the positions table
+    (created first when missing: a fresh database has none until a sink opens)."""
+    import psycopg
+    from psycopg import sql
+
+    from connectors.postgres.config import POSITIONS_TABLE
+    from connectors.postgres.positions import PositionsTable
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        PositionsTable(sql.Identifier(POSITIONS_TABLE), "", "").create(conn)
+        conn.execute(f'DROP TABLE IF EXISTS "{name}", "{name}_dead_letters"')
+        conn.execute(f"DELETE FROM {POSITIONS_TABLE} WHERE target_table LIKE %s", (f"public.{name}%",))

@@ -67,7 +67,9 @@ def freshness(context: Context) -> Outcome:
             warm = PARTITIONS * 50
             produce(stack.kafka_bootstrap, topic, orders(warm), options={"linger.ms": "5"})
             if not _wait_for_positions(stack, table_uri, topic, {p: None for p in range(PARTITIONS)}, 120, worker):
-                return Outcome(problems=[f"the worker did not commit the warm-up records: see {log_path}"])
+                ends = _ends(stack, topic)
+                msg = f"the worker did not commit the warm-up records (topic ends {ends}): see {log_path}"
+                return Outcome(problems=[msg])
             total = int(rate * seconds)
             produce(
                 stack.kafka_bootstrap,

@@ -42,7 +42,9 @@ class KafkaSourceConfig(BaseModel):
     sink, so this is safe for a single worker). ``options`` are passed to
     librdkafka as they are (with ``client="aiokafka"``, translated: see
     :mod:`connectors.kafka.aio_options`). ``client`` None means the ``STREAM_ETL_KAFKA_CLIENT``
-    setting (default ``"confluent"``).
+    setting (default ``"confluent"``). ``read_during_join``: in group mode, read every partition
+    from its stored position while the broker runs the group join, and keep what was read if
+    the group then assigns this worker every partition (see docs/CONNECTORS.md).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -56,6 +58,7 @@ class KafkaSourceConfig(BaseModel):
     options: dict[str, str] = Field(default_factory=dict)
     connect_timeout_s: float = Field(default=15.0, gt=0)
     client: KafkaClient | None = None
+    read_during_join: bool = True
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():

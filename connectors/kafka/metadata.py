@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -27,10 +28,15 @@ def metadata_columns(
     if "offset" in wanted:
         columns["_offset"] = batch.positions.take(rows)
     if "timestamp" in wanted:
-        stamps = pa.array(batch.metadata["timestamp"], pa.int64()).take(rows)
+        stamps = _array(batch.metadata["timestamp"], pa.int64()).take(rows)
         columns["_timestamp"] = stamps.cast(pa.timestamp("ms", tz="UTC"))
     if "key" in wanted:
-        columns["_key"] = pa.array(batch.metadata["key"], pa.binary()).take(rows)
+        columns["_key"] = _array(batch.metadata["key"], pa.binary()).take(rows)
     if "headers" in wanted:
-        columns["_headers"] = pa.array(batch.metadata["headers"], HEADERS_TYPE).take(rows)
+        columns["_headers"] = _array(batch.metadata["headers"], HEADERS_TYPE).take(rows)
     return columns
+
+
+def _array(items: list[Any] | pa.Array, kind: pa.DataType) -> pa.Array:
+    """A native reader's column as it is; a client library's list as an Arrow array."""
+    return items if isinstance(items, pa.Array) else pa.array(items, kind)

@@ -5,8 +5,9 @@ to resume: on every assignment it asks the run loop for the positions stored in
 the primary sink and assigns the partitions at those offsets. Group offsets are
 committed after each sink commit for lag tooling only.
 
-Only C-level ``map`` calls touch individual messages (value, offset, partition),
-about 40 ns each; everything after is Arrow.
+Records come through the native path when it is built (connectors/kafka/native.py: one call
+per poll returns a chunk of buffers and Arrow arrays, no Python object per record); otherwise
+through confluent-kafka's Messages, where only C-level ``map`` calls touch each one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, cast
 import pyarrow as pa
 from pydantic import ValidationError
 
+from connectors.kafka import native
 from connectors.kafka.config import TUNED_CONSUMER_DEFAULTS, KafkaClient, KafkaSourceConfig, MetadataField, redacted
 from connectors.kafka.metadata import metadata_columns
 from stream_etl.context import RunContext
@@ -60,6 +62,7 @@ class KafkaSource(Source):
         options: dict[str, str] | None = None,
         connect_timeout_s: float = 15.0,
         client: KafkaClient | None = None,
+        read_during_join: bool = True,
     ) -> None:
         topics = (topic,) if isinstance(topic, str) else tuple(topic)
         try:
@@ -73,6 +76,7 @@ class KafkaSource(Source):
                 options=options or {},
                 connect_timeout_s=connect_timeout_s,
                 client=client,
+                read_during_join=read_during_join,
             )
         except ValidationError as exc:
             msg = f"invalid KafkaSource settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
@@ -137,15 +141,29 @@ class KafkaReader(SourceReader):
         self._assigned: set[SourcePartition] = set()
         self._to_commit: dict[SourcePartition, int] = {}
         self._counts: dict[str, int] = {}
-        self._base: dict[str, int] = {}
         self._single = len(config.topics) == 1
         self._errors = 0
         strategy = str(self.client_config.get("partition.assignment.strategy", ""))
         self._cooperative = config.assignment == "group" and "cooperative" in strategy
         self.consumer = ck.Consumer(self.client_config, error_cb=self._on_error)
         self._subscribed = False
+        self._native: native.NativeRecords | None = None
+        #: Reading during the group join (see _start_early): a second, directly assigned
+        #: consumer, its native records, and whether the group's verdict is still awaited.
+        self._early: ck.Consumer | None = None
+        self._early_native: native.NativeRecords | None = None
+        self._awaiting_verdict = False
+        self._main_paused = False
         try:
             self._discover()
+            if native.available(config.metadata):
+                self._native = native.NativeRecords(
+                    self.consumer,
+                    self.registry,
+                    timestamps="timestamp" in config.metadata,
+                    keys="key" in config.metadata,
+                )
+                log.info("Kafka records through the native record path")
         except BaseException:
             self.consumer.close()
             raise
@@ -176,7 +194,6 @@ class KafkaReader(SourceReader):
                 raise SourceMissing(msg, stream=topic)
             count = len(found.partitions)
             self._counts[topic] = count
-            self._base[topic] = len(self.registry)
             self.registry.ids_of(SourcePartition(topic, p) for p in range(count))
         log.info("Kafka %s: %s", self.bootstrap, self._counts)
 
@@ -211,6 +228,8 @@ class KafkaReader(SourceReader):
         sps = [SourcePartition(tp.topic, tp.partition) for tp in partitions]
         for sp in sps:
             self.registry.id_of(sp)
+        if self._awaiting_verdict and self._verdict(consumer, partitions, sps):
+            return
         resume = self.listener.on_assigned(sps)
         fresh = []
         for tp, sp in zip(partitions, sps, strict=True):
@@ -219,16 +238,95 @@ class KafkaReader(SourceReader):
             else:
                 fresh.append(tp)
         self._start_offsets(fresh)
+        if self._native is not None:  # before the fetch starts: its records then bypass the consumer queue
+            self._native.forward([(tp.topic, tp.partition) for tp in partitions])
         if self._cooperative:
             consumer.incremental_assign(partitions)
         else:
             consumer.assign(partitions)
+        if self._main_paused:  # librdkafka keeps a pause across assignments (see _verdict)
+            try:
+                consumer.resume(partitions)
+            except ck.KafkaException as exc:
+                log.debug("resuming %s failed: %s", [str(p) for p in sps], exc)
         self._assigned.update(sps)
 
     def _on_revoke(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
         sps = [SourcePartition(tp.topic, tp.partition) for tp in partitions]
+        if self._awaiting_verdict:  # lost before any assignment: what was read is not ours
+            self._awaiting_verdict = False
+            self.listener.on_revoked(self._all_partitions())
+        self._close_early()  # partitions change hands: the group consumer reads from now on
         self._assigned.difference_update(sps)
         self.listener.on_revoked(sps)
+
+    # Reading during the group join --------------------------------------------------
+
+    def _start_early(self) -> None:
+        """Read every partition from its stored position while the broker runs the join.
+
+        A worker that joins a group waits seconds for its assignment (the broker's initial
+        rebalance delay). Meanwhile a second consumer, assigned every partition directly
+        (another group id; it never joins), reads from the positions the primary sink stores,
+        and the pipeline decodes, transforms and writes what it reads; the run loop commits
+        nothing until the group's verdict (``awaiting_assignment``). If the group assigns this
+        worker every partition, the batches read are exactly those the group consumer would
+        have read, so they are kept and the early consumer goes on reading (the group
+        consumer keeps the membership, its partitions paused). Otherwise everything read is
+        dropped (a rebalance's generation change) and the group consumer reads as usual.
+        Either way a commit stores positions only for rows after the stored ones (the sinks'
+        replay guard), so a verdict against a moved position cannot duplicate a record.
+        """
+        partitions = self._all_partitions()
+        resume = self.listener.on_assigned(partitions)
+        tps = [ck.TopicPartition(sp.stream, int(sp.partition), resume.get(sp, ck.OFFSET_INVALID)) for sp in partitions]
+        self._start_offsets([tp for tp, sp in zip(tps, partitions, strict=True) if sp not in resume])
+        config = {**self.client_config, "group.id": f"{self.client_config['group.id']}-join-read"}
+        early = ck.Consumer(config, error_cb=self._on_error)
+        try:
+            records = native.NativeRecords(
+                early, self.registry, timestamps="timestamp" in self.config.metadata, keys="key" in self.config.metadata
+            )
+            records.forward([(tp.topic, tp.partition) for tp in tps])
+            early.assign(tps)
+        except BaseException:
+            early.close()
+            raise
+        self._early, self._early_native, self._awaiting_verdict = early, records, True
+        log.info("reading %d partitions from their stored positions during the group join", len(tps))
+
+    def _verdict(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition], sps: list[SourcePartition]) -> bool:
+        """The group's first assignment while reading early: keep reading (True) or drop it all."""
+        self._awaiting_verdict = False
+        if set(sps) == set(self._all_partitions()):
+            consumer.assign(partitions)
+            consumer.pause(partitions)  # membership only: the early consumer reads them
+            self._main_paused = True
+            self._assigned.update(sps)
+            if self._early_native is not None:
+                self._early_native.heal()
+            log.info("the group assigned every partition: keeping what was read during the join")
+            return True
+        log.info(
+            "the group assigned %d of %d partitions: dropping what was read during the join",
+            len(sps),
+            len(self._all_partitions()),
+        )
+        self.listener.on_revoked(self._all_partitions())
+        self._close_early()
+        return False
+
+    def _close_early(self) -> None:
+        if self._early is not None:
+            if self._early_native is not None:
+                self._early_native.close()
+            self._early.close()
+            self._early, self._early_native = None, None
+
+    @property
+    def awaiting_assignment(self) -> bool:  # type: ignore[override]
+        """Records read during the join are not this worker's until the group's verdict."""
+        return self._awaiting_verdict
 
     # SourceReader -------------------------------------------------------------------
 
@@ -241,9 +339,84 @@ class KafkaReader(SourceReader):
                 list(self.config.topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
             )
             self._subscribed = True
+            if (
+                self.config.read_during_join
+                and self._native is not None
+                and not self._cooperative
+                and not getattr(self.listener, "stateful", False)
+            ):
+                self._start_early()
 
     def poll(self, max_records: int, timeout: float) -> Chunk | None:
-        messages = self.consumer.consume(num_messages=max_records, timeout=timeout)
+        if self._native is not None:
+            return self._poll_native(self._native, max_records, timeout)
+        return self._poll_messages(self.consumer.consume(num_messages=max_records, timeout=timeout))
+
+    def _poll_native(self, records: native.NativeRecords, max_records: int, timeout: float) -> Chunk | None:
+        """Rebalance, error and commit events from the consumer queue (confluent-kafka serves
+        their callbacks), then records from the native queue (the early consumer's while it
+        reads for this worker: see _start_early)."""
+        if self._early_native is not None:
+            stray = self._poll_messages(self.consumer.consume(num_messages=max_records, timeout=0))
+            if stray is not None:  # fetched before the pause took effect: the early consumer has them
+                log.debug("dropped %d records the paused group consumer fetched", len(stray))
+            if self._early_native is not None:  # the callbacks may have closed it
+                return self._read_native(self._early_native, max_records, timeout)
+        if not self._assigned:  # nothing can arrive natively: wait on the consumer queue (the join)
+            return self._poll_messages(self.consumer.consume(num_messages=max_records, timeout=timeout))
+        stray = self._poll_messages(self.consumer.consume(num_messages=max_records, timeout=0))
+        if stray is not None:  # a partition's fetch started before its forward took effect
+            records.heal()
+            return stray
+        return self._read_native(records, max_records, timeout)
+
+    def _read_native(self, records: native.NativeRecords, max_records: int, timeout: float) -> Chunk | None:
+        chunk, errors = records.poll(max_records, timeout)
+        if errors:
+            ends: dict[int, int] = {}
+            self._native_errors(errors, ends)
+            if ends:
+                chunk = _with_ends(chunk, ends)
+        elif chunk is None:
+            records.heal()
+        return chunk
+
+    @property
+    def can_hold_back(self) -> bool:  # type: ignore[override]
+        """On the native path records wait in librdkafka's queue (queued.max.messages.kbytes)
+        while the consumer queue's events are served: backpressure without a pause."""
+        return self._native is not None
+
+    def serve(self, timeout: float) -> Chunk | None:
+        stray = self._poll_messages(self.consumer.consume(num_messages=1000, timeout=timeout))
+        if stray is not None and self._early_native is not None:
+            log.debug("dropped %d records the paused group consumer fetched", len(stray))
+            return None
+        if stray is not None and self._native is not None:
+            self._native.heal()
+        return stray
+
+    def _native_errors(self, errors: list[tuple[int, str, int, int, str]], ends: dict[int, int]) -> None:
+        for code, topic, partition, offset, text in errors:
+            self._on_event(code, topic, partition, offset, text, fatal=code == ck.KafkaError._FATAL, ends=ends)
+
+    def _on_event(
+        self, code: int, topic: str, partition: int, offset: int, text: str, *, fatal: bool, ends: dict[int, int]
+    ) -> None:
+        """An error event from the records' queue: end of partition (for until-caught-up), a
+        topic gone or a fatal error (raised), else a warning."""
+        if code == ck.KafkaError._PARTITION_EOF:
+            ends[self.registry.id_of(SourcePartition(topic, partition))] = offset
+        elif code in (ck.KafkaError.UNKNOWN_TOPIC_OR_PART, ck.KafkaError._UNKNOWN_TOPIC):
+            msg = f"topic {topic!r} disappeared from {self.bootstrap}: {text}"
+            raise SourceMissing(msg, stream=topic)
+        elif fatal:
+            msg = f"Kafka consumer failed: {text}"
+            raise SourceError(msg, stream=topic)
+        else:
+            log.warning("Kafka: %s [%s] at %s: %s", topic, partition, offset, text)
+
+    def _poll_messages(self, messages: list[ck.Message]) -> Chunk | None:
         if not messages:
             return None
         ends: dict[int, int] = {}
@@ -294,27 +467,24 @@ class KafkaReader(SourceReader):
         for message, error in zip(messages, errors, strict=True):
             if error is None:
                 kept.append(message)
-            elif error.code() == ck.KafkaError._PARTITION_EOF:
-                sp = SourcePartition(str(message.topic()), int(message.partition() or 0))
-                ends[self.registry.id_of(sp)] = int(message.offset() or 0)
-            elif error.code() in (ck.KafkaError.UNKNOWN_TOPIC_OR_PART, ck.KafkaError._UNKNOWN_TOPIC):
-                msg = f"topic {message.topic()!r} disappeared from {self.bootstrap}: {error}"
-                raise SourceMissing(msg, stream=message.topic())
-            elif error.fatal():
-                msg = f"Kafka consumer failed: {error}"
-                raise SourceError(msg, stream=message.topic())
             else:
-                log.warning("Kafka: %s", error)
+                topic, partition, offset = (
+                    str(message.topic()),
+                    int(message.partition() or 0),
+                    int(message.offset() or 0),
+                )
+                self._on_event(error.code(), topic, partition, offset, str(error), fatal=error.fatal(), ends=ends)
         return kept
 
     def seek(self, positions: dict[SourcePartition, int | None]) -> None:
         assigned = [sp for sp in positions if sp in self._assigned]
         targets = [ck.TopicPartition(sp.stream, int(sp.partition), positions[sp] or 0) for sp in assigned]
         self._start_offsets([tp for tp, sp in zip(targets, assigned, strict=True) if positions[sp] is None])
+        reading = self._early if self._early is not None else self.consumer
         for tp in targets:
             for attempt in range(20):
                 try:
-                    self.consumer.seek(tp)
+                    reading.seek(tp)
                     break
                 except ck.KafkaException as exc:
                     if attempt == 19:
@@ -323,6 +493,8 @@ class KafkaReader(SourceReader):
                     time.sleep(0.1)
 
     def assignment(self) -> list[SourcePartition]:
+        if self._awaiting_verdict:
+            return self._all_partitions()  # what is being read
         return sorted(self._assigned)
 
     pausable = True
@@ -392,6 +564,9 @@ class KafkaReader(SourceReader):
         if self._subscribed and not self._assigned:
             self._finish_join()
         self._commit_offsets(asynchronous=False)
+        self._close_early()
+        if self._native is not None:  # librdkafka wants the application's queues gone first
+            self._native.close()
         self.consumer.close()
 
     def _finish_join(self) -> None:
@@ -405,6 +580,14 @@ class KafkaReader(SourceReader):
 
     def __repr__(self) -> str:
         return f"<KafkaReader {self.config.topics} {redacted(self.client_config)}>"
+
+
+def _with_ends(chunk: Chunk | None, ends: dict[int, int]) -> Chunk:
+    """``chunk`` (or an empty one) carrying end-of-partition events."""
+    if chunk is None:
+        return Chunk(values=[], pids=[], positions=[], nbytes=0, ends=ends)
+    chunk.ends.update(ends)
+    return chunk
 
 
 def _probe_ends(

@@ -19,16 +19,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from stream_etl.console import LazyConsole, new_table
 
 if TYPE_CHECKING:
     from stream_etl.control.connections import Connections
     from stream_etl.control.store import Store
 
-out = Console()
+out = LazyConsole()
 _T = TypeVar("_T")
-err = Console(stderr=True)
+err = LazyConsole(stderr=True)
 
 Db = Annotated[
     str | None,
@@ -162,7 +162,7 @@ def _print_list(found: Sequence[_T], as_json: bool, columns: Sequence[str], row:
     if as_json:
         _print_json([_dump(item) for item in found])
         return
-    table = Table(*columns)
+    table = new_table(*columns)
     for item in found:
         table.add_row(*row(item))
     out.print(table)
@@ -605,7 +605,7 @@ def tokens_list(db: Db = None) -> None:
 
     with _errors(), _store(db) as store:
         found = Tokens(store).list_all()
-    table = Table("token", "role", "created", "revoked")
+    table = new_table("token", "role", "created", "revoked")
     for t in found:
         table.add_row(t.name, t.role, str(t.created_at)[:19], str(t.revoked_at or "")[:19])
     out.print(table)

@@ -10,8 +10,8 @@ import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
+from stream_etl.console import new_table
 from stream_etl.control.cli import (
     AsJson,
     Db,
@@ -359,7 +359,7 @@ def workflows_run_show(
     _out.print(f"run properties: {props or '(none)'}", highlight=False)
     if run.error:
         _out.print(f"error: {run.error}", highlight=False)
-    table = Table("node", "state", "job runs / crawler runs", "started by", "error")
+    table = new_table("node", "state", "job runs / crawler runs", "started by", "error")
     for node in run.nodes:
         ids = ", ".join(str(r.job_run_id or r.crawler_run_id or "-") for r in node.runs)
         latest = node.runs[-1] if node.runs else None

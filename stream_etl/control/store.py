@@ -85,6 +85,11 @@ class Store:
     """A connection pool to the metadata database and a session factory."""
 
     def __init__(self, engine: Engine) -> None:
+        # Every ORM class registered before the first query configures the mappers: a model
+        # module imported later by another thread (a crawl in the scheduler's pool) could be
+        # half-defined when a query configures them, which fails for good in that process.
+        from stream_etl.control import crawler_models, models, registry_models, trigger_models  # noqa: F401
+
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 

@@ -19,7 +19,6 @@ from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from stream_etl.context import RunContext
 from stream_etl.errors import ConfigurationError
@@ -51,6 +50,8 @@ class FileLookup(Lookup):
 
     def load(self, ctx: RunContext) -> pa.Table:
         fs, path = filesystem_for(self.uri, ctx.settings)
+        import pyarrow.dataset as ds  # ~10 ms: only for file lookups
+
         return ds.dataset(path, filesystem=fs, format=self.format).to_table()
 
     def describe(self) -> str:

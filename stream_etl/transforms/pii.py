@@ -9,14 +9,17 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from stream_etl.errors import ConfigurationError
 from stream_etl.records import LINEAGE
 from stream_etl.transforms.base import Step
+
+if TYPE_CHECKING:
+    import duckdb  # imported when a Hash step first runs
 
 
 def _columns(columns: Sequence[str], what: str) -> list[str]:
@@ -105,6 +108,8 @@ class Hash(_PerColumn):
         self._local = threading.local()
 
     def transform(self, text: pa.Array) -> pa.Array:
+        import duckdb
+
         connection: duckdb.DuckDBPyConnection | None = getattr(self._local, "connection", None)
         if connection is None:
             connection = duckdb.connect()

@@ -19,20 +19,24 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 
 from stream_etl.errors import ConfigurationError
 from stream_etl.records import LINEAGE
 from stream_etl.transforms.base import Step
 
+if TYPE_CHECKING:
+    import duckdb  # imported where a statement is parsed or run: not loaded by topologies without one
+
 _lock = threading.Lock()
 _parser: list[duckdb.DuckDBPyConnection] = []
 
 
 def _serialize(sql: str) -> dict[str, Any]:
+    import duckdb
+
     with _lock:
         if not _parser:
             _parser.append(duckdb.connect())
@@ -148,6 +152,8 @@ class Sql(Step):
         self.combines_rows = not local
 
     def apply(self, table: pa.Table) -> pa.Table:
+        import duckdb
+
         connection: duckdb.DuckDBPyConnection | None = getattr(self._local, "connection", None)
         if connection is None:
             connection = duckdb.connect()

@@ -38,7 +38,7 @@ from stream_etl.errors import PositionConflict, SinkRejected
 from stream_etl.settings import Settings
 from stream_etl.sinks import Sink
 from stream_etl.sources import Source
-from tests.services import Services
+from tests.services import Services, drop_postgres_table
 
 CONTRACT_SCHEMA = pa.schema(
     [("id", pa.int64()), ("user", pa.string()), ("amount", pa.float64()), ("country", pa.string())]
@@ -212,9 +212,7 @@ class Destination:
 
     def cleanup(self) -> None:
         if self.kind == "postgres":
-            with psycopg.connect(PG_DSN, autocommit=True) as conn:
-                conn.execute(f'DROP TABLE IF EXISTS "{self.target}", "{self.target}_dead_letters"')
-                conn.execute("DELETE FROM stream_etl_positions WHERE target_table LIKE %s", (f"public.{self.target}%",))
+            drop_postgres_table(PG_DSN, self.target)
 
 
 @dataclass(frozen=True)

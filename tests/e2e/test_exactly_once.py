@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -42,7 +43,10 @@ def test_100k_records_in_four_partitions_land_exactly_once(
         log=tmp_path / "w.log",
         extra_env=client_env(kafka_client),
     )
-    assert ("(aiokafka)" in (tmp_path / "w.log").read_text()) == (kafka_client == "aiokafka")
+    logged = (tmp_path / "w.log").read_text()
+    assert ("(aiokafka)" in logged) == (kafka_client == "aiokafka")
+    native = kafka_client == "confluent" and os.environ.get("STREAM_ETL_KAFKA_NATIVE") != "0"
+    assert ("native record path" in logged) == native
 
     assert_same_orders(read_table(table_uri, services), range(100_000))
     stats = summary["stats"]

@@ -15,7 +15,7 @@ import pytest
 from connectors.kafka.admin import produce
 from stream_etl.samples import order
 from tests.e2e.workers import ROOT, kill_after_commits, run_worker, start_worker, wait_for
-from tests.services import Services
+from tests.services import Services, drop_postgres_table
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -58,10 +58,9 @@ def _stored(app_id: str) -> int:
 @pytest.fixture
 def pg_table(unique: str) -> Any:
     name = "e2e_" + unique.replace("-", "_")[:40]
+    drop_postgres_table(DSN, name)  # also creates the positions table the helpers below read
     yield name
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(f'DROP TABLE IF EXISTS "{name}", "{name}_dead_letters"')
-        conn.execute("DELETE FROM stream_etl_positions WHERE target_table LIKE %s", (f"public.{name}%",))
+    drop_postgres_table(DSN, name)
 
 
 @pytest.mark.slow

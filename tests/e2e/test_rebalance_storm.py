@@ -25,7 +25,14 @@ from stream_etl.samples import orders
 from tests.e2e.workers import assert_positions_only_advance, assert_same_orders, read_table, run_worker, start_worker
 from tests.services import Services
 
-_EVENT = re.compile(r"stream_etl\.fetcher: (assigned|revoked) ")
+#: A worker reading during its group join logs "assigned" (every partition, read early) before
+#: the group answers; it holds an assignment only after the verdict ("kept", or dropped: a
+#: "revoked" then the group's own "assigned"). SIGKILLing it before then kills it mid-join.
+_EVENT = re.compile(
+    r"stream_etl\.fetcher: (assigned|revoked) "
+    r"|connectors\.kafka\.source: .*(during the group join|keeping what was read during the join)"
+)
+_NAMES = {"during the group join": "joining", "keeping what was read during the join": "kept"}
 
 
 @dataclass
@@ -35,14 +42,14 @@ class _Worker:
 
     def events(self) -> list[str]:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return _EVENT.findall(text)
+        return [fetcher or _NAMES[source] for fetcher, source in _EVENT.findall(text)]
 
     def assignments(self) -> int:
-        return self.events().count("assigned")
+        return sum(event in ("assigned", "kept") for event in self.events())
 
     def settled(self) -> bool:
         events = self.events()
-        return bool(events) and events[-1] == "assigned"
+        return bool(events) and events[-1] in ("assigned", "kept")
 
 
 def _settle(live: list[_Worker], before: dict[int, int], what: str, timeout: float = 120) -> None:

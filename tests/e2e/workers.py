@@ -74,6 +74,7 @@ def run_worker(
         code = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
+        process.wait()
         raise AssertionError(f"worker did not finish in {timeout}s:\n{log.read_text()[-3000:]}") from None
     assert code == 0, f"worker exited {code}:\n{log.read_text()[-3000:]}"
     summary: dict[str, Any] = json.loads(log.with_suffix(".out").read_text())

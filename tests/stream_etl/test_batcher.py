@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from stream_etl.batcher import Batcher, BatchLimits, positions_per_partition
@@ -169,3 +170,31 @@ def test_positions_per_partition_finds_min_and_max_in_any_order() -> None:
 def test_limits_reject_values_that_cannot_work(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         BatchLimits(**kwargs)  # type: ignore[arg-type]
+
+
+def test_positions_per_partition_agree_whether_masked_or_grouped() -> None:
+    pids = pa.array([i % 40 for i in range(2000)], pa.int32())
+    positions = pa.array([(i * 7919) % 5003 for i in range(2000)], pa.int64())
+    pairs = list(zip(pids.to_pylist(), positions.to_pylist(), strict=True))
+    expected_first = {p: min(o for q, o in pairs if q == p) for p in range(40)}
+    expected_last = {p: max(o for q, o in pairs if q == p) for p in range(40)}
+
+    assert positions_per_partition(pids, positions) == (expected_first, expected_last)  # 40 ids: grouped
+    few = pc.less(pids, 3)
+    first, last = positions_per_partition(pids.filter(few), positions.filter(few))  # 3 ids: masked
+    assert first == {p: expected_first[p] for p in range(3)} and last == {p: expected_last[p] for p in range(3)}
+
+
+def test_with_big_batches_the_first_closes_at_an_eighth() -> None:
+    batcher = Batcher(BatchLimits(max_batch_records=80_000))
+    assert batcher.room() == 10_000
+    batcher.add(Chunk(values=[b"x"] * 10_000, pids=[0] * 10_000, positions=list(range(10_000)), nbytes=10_000))
+    assert batcher.is_full()
+    batcher.close(generation=0)
+    assert batcher.room() == 80_000
+
+    assert Batcher(BatchLimits(max_batch_records=80_000), small_first=False).room() == 80_000
+    assert Batcher(BatchLimits(max_batch_records=10_000)).room() == 10_000  # small batches: no change
+    skipped = Batcher(BatchLimits(max_batch_records=80_000))
+    skipped.full_size()
+    assert skipped.room() == 80_000

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import pyarrow as pa
 
-from stream_etl.metrics import RunStats
+from stream_etl.metrics import RunStats, since_launch
 
 
 def _ids(*values: int) -> pa.Array:
@@ -76,3 +79,11 @@ def test_as_dict_reports_rates_and_hides_clock_readings() -> None:
     assert data["decode_s"] == 0.123
     assert not {"started_at", "first_commit_at", "last_commit_at"} & set(data)
     assert {"records_in", "written", "filtered", "dead_lettered", "already_committed", "conflicts"} <= set(data)
+
+
+def test_since_launch_gives_this_process_age_cpu_and_memory() -> None:
+    found = re.fullmatch(r"([\d.]+) s \(([\d.]+) CPU-s\) after launch, (\d+) MB resident", since_launch())
+    assert found is not None
+    assert 0 < float(found[1]) < time.monotonic() + 1
+    assert float(found[2]) > 0
+    assert int(found[3]) > 10

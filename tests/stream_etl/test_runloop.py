@@ -731,3 +731,21 @@ def test_records_are_read_while_the_exact_ends_are_found() -> None:
     assert summary.caught_up is True
     _assert_once(out.table()["id"].to_pylist(), _valid_ids(_orders(40)))
     _assert_reconciled(summary.stats)
+
+
+def test_on_started_runs_once_after_the_source_started_and_not_when_there_is_nothing_to_do() -> None:
+    out, dead = MemorySink("out"), MemorySink("dead")
+    calls: list[str] = []
+
+    def loop(records: Sequence[Record]) -> RunLoop:
+        local = _topology(batch=8).with_connectors(source=_source(records), sinks={"out": out}, dead_letters=dead)
+        started = RunLoop(local, RunContext("job", mode="until_caught_up"))
+        started.on_started = lambda: calls.append("started")
+        return started
+
+    first = loop(_orders(20)).run()
+    assert calls == ["started"]
+    assert first.stats["records_in"] == 20
+    again = loop(_orders(20)).run()  # everything is committed: nothing to do, the source never starts
+    assert again.caught_up is True
+    assert calls == ["started"]

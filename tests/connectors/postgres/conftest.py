@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
+
+from tests.services import drop_postgres_table
 
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -22,9 +23,7 @@ def pg_table() -> Iterator[str]:
     """A unique table name; the table and its dead-letter table are dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     yield name
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(f'DROP TABLE IF EXISTS "{name}", "{name}_dead_letters"')
-        conn.execute("DELETE FROM stream_etl_positions WHERE target_table LIKE %s", (f"public.{name}%",))
+    drop_postgres_table(DSN, name)
 
 
 @pytest.fixture

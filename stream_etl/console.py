@@ -1,0 +1,41 @@
+"""The command line's consoles, made on first use.
+
+Importing ``rich.console`` (and the progress bar and tables) takes ~25-50 ms, paid before a
+worker could subscribe when the CLI module made its consoles at import: every command
+module shares these instead, and rich loads when something is first printed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+
+class LazyConsole:
+    """Stands for ``rich.console.Console(**options)``, made when first used."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        """The real console (to hand to rich, e.g. ``Progress(console=...)``)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
+def new_table(*columns: Any, **options: Any) -> Table:
+    """A ``rich.table.Table``, importing rich when first needed."""
+    from rich.table import Table
+
+    return Table(*columns, **options)
