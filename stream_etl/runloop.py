@@ -42,7 +42,7 @@ from stream_etl.metrics import RunStats, since_launch
 from stream_etl.prepare import Prepared, Preparer
 from stream_etl.records import Batch, PartitionRegistry, SourcePartition
 from stream_etl.retry import Backoff, retry_transient
-from stream_etl.sinks import SinkWriter, Snapshot
+from stream_etl.sinks import SinkWriter, Snapshot, Staged
 from stream_etl.sources import SourceReader
 from stream_etl.state import FileStateStore, MemoryStateStore, StateKeeper, StateStore
 from stream_etl.thresholds import ErrorThresholds
@@ -87,6 +87,22 @@ class _Target:
     required: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _StagedBatch:
+    """A batch whose rows the primary sink staged (see RunLoop._stage): what its commit and
+    its accounting need, without the batch's records."""
+
+    staged: Staged
+    plan: CommitPlan
+    records: int
+    nbytes: int
+    generation: int
+    last_positions: dict[int, int]
+    ends: dict[int, int]
+    decode_s: float
+    transform_s: float
+
+
 class RunLoop:
     """Runs one topology until stopped or, in until-caught-up mode, caught up."""
 
@@ -115,6 +131,9 @@ class RunLoop:
         self._min_generation = 0
         self._reader_registry = PartitionRegistry()
         self._store: StateStore = MemoryStateStore()
+        #: Batches read during a group join whose rows the primary sink wrote ahead (see _stage).
+        self._staged: list[_StagedBatch] = []
+        self._staging_snapshot: Snapshot | None = None
         #: Called once, right after the source started reading (a Kafka consumer subscribed):
         #: start-up work that can wait for it (the CLI's garbage collector tuning).
         self.on_started: Callable[[], None] | None = None
@@ -242,6 +261,9 @@ class RunLoop:
     ) -> bool:
         last_refresh = 0.0
         while not self.stop_event.is_set():
+            if self._staged and not reader.awaiting_assignment:
+                with fetcher.commit_lock:
+                    self._commit_staged(fetcher, reader, sinks[0])
             if self.ctx.mode == "until_caught_up" and self._caught_up(fetcher, reader):
                 return True
             prepared = preparer.take(timeout=0.1)
@@ -251,10 +273,14 @@ class RunLoop:
                     self._refresh_reached(sinks[0].writer)
                 continue
             batch = prepared.batch
+            if reader.awaiting_assignment and self._stage(prepared, fetcher, reader, sinks):
+                continue  # read during a group join: written ahead, committed after the verdict
             while reader.awaiting_assignment and not self.stop_event.is_set():
                 time.sleep(0.005)  # read during a group join: not ours until the group says so
             try:
                 with fetcher.commit_lock:
+                    if self._staged:
+                        self._commit_staged(fetcher, reader, sinks[0])
                     if batch.generation < max(fetcher.generation, self._min_generation):
                         self.stats.stale_batches += 1
                         continue
@@ -325,6 +351,128 @@ class RunLoop:
         if self.on_batch is not None:
             self.on_batch(stats)
 
+    # Staged batches (read during a group join) ------------------------------------
+
+    def _stage(self, prepared: Prepared, fetcher: Fetcher, reader: SourceReader, sinks: list[_Target]) -> bool:
+        """Have the primary sink write ``prepared``'s rows ahead of their commit, while the
+        group's verdict on what was read during the join is awaited; False when it cannot
+        (then the batch waits for the verdict and is processed as usual).
+
+        Only the plain case is staged: one sink, no failed record, no state, no cursors, one
+        schema for all staged batches. The batch's records are released once its rows are
+        written, so the join can be spent reading, transforming and writing everything there
+        is, in bounded memory; the verdict then costs a single commit of every staged batch
+        (:meth:`_commit_staged`), or, if the records are not this worker's, nothing but
+        unreferenced files (VACUUM removes them).
+        """
+        batch = prepared.batch
+        if len(sinks) != 1 or prepared.failures or prepared.snapshots or batch.cursors:
+            return False
+        target = sinks[0]
+        if batch.generation < max(fetcher.generation, self._min_generation):
+            return False  # stale: dropped the usual way
+        started = time.perf_counter()
+        try:
+            if self._staging_snapshot is None:
+                self._staging_snapshot = target.writer.snapshot()
+            snapshot = self._staging_snapshot
+            failures: list[Any] = []
+            out = prepared.outputs.get(target.name)
+            if out is not None:
+                out = run_step(_Conform(target.name, target.writer, snapshot), out, failures)
+            plan = None if failures else plan_commit(snapshot, out, batch, reader.registry, required=True)
+            if plan is None or plan.table is None or plan.table.num_rows == 0:
+                return False
+            if self._staged and plan.table.schema != self._staged[0].staged.schema:
+                return False
+            staged = target.writer.stage(snapshot, plan.table)
+        except TransientError as exc:
+            log.debug("not staging a batch read during the join: %s", exc)
+            return False
+        if staged is None:
+            return False
+        self._staged.append(
+            _StagedBatch(
+                staged=staged,
+                plan=plan,
+                records=len(batch),
+                nbytes=batch.nbytes,
+                generation=batch.generation,
+                last_positions=dict(batch.last_positions),
+                ends=dict(batch.ends),
+                decode_s=prepared.decode_s,
+                transform_s=prepared.transform_s + time.perf_counter() - started,
+            )
+        )
+        self.thresholds.add(len(batch), [])
+        fetcher.release(batch)  # its records leave the in-flight budget: the fetcher reads on
+        log.debug("staged a batch of %d records read during the join (%d rows)", len(batch), staged.rows)
+        return True
+
+    def _commit_staged(self, fetcher: Fetcher, reader: SourceReader, target: _Target) -> None:
+        """Commit every staged batch in one commit of the primary sink, or drop them all when
+        they are stale (the group gave the partitions to others) or the stored positions moved
+        since they were planned (then re-seek, as on a PositionConflict)."""
+        staged, self._staged = self._staged, []
+        planned, self._staging_snapshot = self._staging_snapshot, None
+        if planned is None or any(s.generation < max(fetcher.generation, self._min_generation) for s in staged):
+            self.stats.stale_batches += len(staged)
+            log.info("dropping %d batch(es) staged during the join: the group reassigned partitions", len(staged))
+            return
+        positions: dict[SourcePartition, int] = {}
+        for item in staged:
+            for sp, position in item.plan.positions.items():
+                positions[sp] = max(positions.get(sp, position), position)
+        started = time.perf_counter()
+        backoff = Backoff(f"committing to {target.name}", self.stop_event, timeout_s=self.sink_retry_timeout_s)
+        failed = False
+        faults.reached("before_commits")
+        while True:
+            snapshot = self._retry(target.writer.snapshot, f"reading sink {target.name}")
+            if failed and _landed_positions(positions, snapshot):
+                break  # the failed attempt did land
+            moved = any(snapshot.position(sp) != planned.position(sp) for sp in positions)
+            created = getattr(planned, "version", None) is None and getattr(snapshot, "version", None) is not None
+            if moved or created:  # planned against another table state: those rows may not fit it
+                self._drop_staged(staged, fetcher, "another writer committed to the table meanwhile")
+                return
+            try:
+                target.writer.commit_staged(snapshot, [s.staged for s in staged], positions)
+            except PositionConflict as exc:
+                self._drop_staged(staged, fetcher, str(exc))
+                return
+            except TransientError as exc:
+                self.stats.retries += 1
+                failed = True
+                backoff.wait(exc)
+                continue
+            break
+        fetcher.committed(positions)
+        faults.reached("primary_committed")
+        self.stats.committed()
+        for item in staged:
+            self._advance_to(item.last_positions, item.ends, reader)
+            self.stats.decode_s += item.decode_s
+            self.stats.transform_s += item.transform_s
+            lineage = [item.plan.lineage] if item.plan.lineage is not None else []
+            replayed = [item.plan.replayed] if item.plan.replayed is not None else []
+            self.stats.account(item.records, item.nbytes, lineage, None, replayed)
+        self.stats.commit_s += time.perf_counter() - started
+        log.info(
+            "committed %d batch(es) read and written during the join: %d records, %d rows",
+            len(staged),
+            sum(s.records for s in staged),
+            sum(s.staged.rows for s in staged),
+        )
+        if self.on_batch is not None:
+            self.on_batch(self.stats)
+
+    def _drop_staged(self, staged: list[_StagedBatch], fetcher: Fetcher, why: str) -> None:
+        log.warning("dropping %d batch(es) staged during the join (%s); re-seeking", len(staged), why)
+        self.stats.conflicts += 1
+        self._min_generation = max(s.generation for s in staged) + 1
+        fetcher.request_reseek()
+
     def _commit(
         self, target: _Target, table: pa.Table | None, batch: Batch, snapshot: Snapshot | None
     ) -> CommitPlan | None:
@@ -366,10 +514,13 @@ class RunLoop:
     # Until caught up ------------------------------------------------------------
 
     def _advance(self, batch: Batch, reader: SourceReader) -> None:
-        for pid, last in batch.last_positions.items():
+        self._advance_to(batch.last_positions, batch.ends, reader)
+
+    def _advance_to(self, last_positions: dict[int, int], ends: dict[int, int], reader: SourceReader) -> None:
+        for pid, last in last_positions.items():
             sp = reader.registry.partition(pid)
             self._reached[sp] = max(self._reached.get(sp, 0), last + 1)
-        for pid, end in batch.ends.items():
+        for pid, end in ends.items():
             sp = reader.registry.partition(pid)
             self._reached[sp] = max(self._reached.get(sp, 0), end)
 
@@ -398,7 +549,11 @@ class RunLoop:
 
 def _landed(plan: CommitPlan, snapshot: Snapshot) -> bool:
     """Whether ``snapshot`` stores exactly the positions ``plan`` would have stored."""
-    return all(snapshot.position(sp) == position for sp, position in plan.positions.items())
+    return _landed_positions(plan.positions, snapshot)
+
+
+def _landed_positions(positions: dict[SourcePartition, int], snapshot: Snapshot) -> bool:
+    return all(snapshot.position(sp) == position for sp, position in positions.items())
 
 
 def run(

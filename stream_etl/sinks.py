@@ -36,6 +36,17 @@ class CommitInfo:
     version: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """Rows a sink wrote ahead of their commit (see :meth:`SinkWriter.stage`): invisible to
+    readers until :meth:`SinkWriter.commit_staged` commits them, garbage if it never does."""
+
+    rows: int
+    schema: pa.Schema
+    #: What the sink needs to commit them (Delta: the files' add actions).
+    handle: Any
+
+
 class SinkWriter(ABC):
     """An open sink. ``snapshot``, ``conform`` and ``commit`` run on the run loop's thread.
 
@@ -75,6 +86,24 @@ class SinkWriter(ABC):
         Raises :class:`~stream_etl.errors.PositionConflict` if another writer
         committed positions for one of these partitions since ``snapshot``.
         """
+
+    def stage(self, snapshot: Snapshot, table: pa.Table) -> Staged | None:
+        """Write ``table`` ahead of its commit, where no reader sees it; None when this sink
+        cannot (the default) or not for this table, and the rows are committed as usual.
+
+        The run loop stages batches it may not commit yet (read during a group join, see
+        :attr:`~stream_etl.sources.SourceReader.awaiting_assignment`) and commits them all at
+        once with :meth:`commit_staged` when they turn out to be its own.
+        """
+        return None
+
+    def commit_staged(
+        self, snapshot: Snapshot, staged: Sequence[Staged], positions: dict[SourcePartition, int]
+    ) -> CommitInfo:
+        """Commit rows written by :meth:`stage` and ``positions`` in one atomic commit based on
+        ``snapshot`` (fenced like :meth:`commit`)."""
+        msg = f"{type(self).__name__} stages nothing"
+        raise NotImplementedError(msg)
 
     def summary(self) -> dict[str, Any]:
         """Facts for the run summary (location, version)."""

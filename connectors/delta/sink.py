@@ -16,7 +16,9 @@ import os
 import re
 import socket
 import time
+import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -36,12 +38,14 @@ from stream_etl.errors import (
 )
 from stream_etl.records import LINEAGE, SourcePartition
 from stream_etl.schema_policy import SchemaMode, align
-from stream_etl.sinks import CommitInfo, Sink, SinkWriter
+from stream_etl.sinks import CommitInfo, Sink, SinkWriter, Staged
 from stream_etl.state import FileStateStore
 
 try:
     from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+    from deltalake import Schema as DeltaSchema
     from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError, TableNotFoundError
+    from deltalake.transaction import AddAction, create_table_with_add_actions
 except ImportError as exc:  # pragma: no cover - depends on the install
     msg = "the Delta connector needs deltalake: pip install 'stream-etl[delta]'"
     raise ImportError(msg) from exc
@@ -64,8 +68,33 @@ _STORAGE_FAILURE = re.compile(
 )
 
 
+#: Where :meth:`DeltaWriter.stage` writes data files ahead of their commit, under the table.
+#: Not ``_``-prefixed: VACUUM removes what a crash or a dropped batch leaves there.
+STAGED_DIR = "stream-etl-staged"
+
+#: Table features a staged commit would bypass (they need delta-rs's own write path).
+_WRITE_PATH_FEATURES = ("delta.generationExpression", "delta.invariants", "delta.identity")
+
+
+def _scratch_storage(location: str, options: dict[str, str]) -> Any:
+    """The storage handler of a staged scratch table (imported here: it loads pyarrow.fs)."""
+    from deltalake.fs import DeltaStorageHandler
+
+    return DeltaStorageHandler(location, options or None)
+
+
 def _storage_failure(exc: BaseException) -> bool:
     return isinstance(exc, OSError) or bool(_STORAGE_FAILURE.search(str(exc)))
+
+
+@dataclass(frozen=True, slots=True)
+class _StagedFiles:
+    """Data files written by :meth:`DeltaWriter.stage`: a one-commit scratch table under
+    :data:`STAGED_DIR` whose add actions (paths made relative to the table) are committed."""
+
+    location: str
+    actions: list[AddAction]
+    schema_json: str
 
 
 class DeltaSink(Sink):
@@ -299,17 +328,7 @@ class DeltaWriter(SinkWriter):
                 log.info("no rows and no table %s yet: positions are not stored", self.sink.uri)
                 return CommitInfo(rows=0)
             table = snapshot.schema.empty_table()
-        now_ms = int(time.time() * 1000)
-        properties = CommitProperties(
-            max_commit_retries=self.sink.max_commit_retries,
-            app_transactions=[Transaction(txn_app_id(self.app_id, sp), v, now_ms) for sp, v in positions.items()],
-            custom_metadata={
-                "stream_etl.app_id": self.app_id,
-                "stream_etl.worker": WORKER,
-                "stream_etl.positions": json.dumps({str(sp): v for sp, v in positions.items()}),
-                **({"stream_etl.cursors": json.dumps({str(sp): c for sp, c in cursors.items()})} if cursors else {}),
-            },
-        )
+        properties = self._properties(positions, cursors)
         creating = snapshot.table is None
         target: str | DeltaTable = self.sink.uri if creating else snapshot.table
         try:
@@ -330,20 +349,154 @@ class DeltaWriter(SinkWriter):
             msg = f"table {self.sink.uri} refused the batch's schema: {exc}"
             raise SinkRejected(msg, table_uri=self.sink.uri, table_version=snapshot.version) from exc
         except (OSError, DeltaError) as exc:
-            msg = f"writing {self.sink.uri} failed: {exc}"
-            if _storage_failure(exc):  # retried on a fresh snapshot, which shows a commit that landed anyway
-                raise SinkUnavailable(msg, table_uri=self.sink.uri) from exc
-            if creating:  # another worker created the table first
-                raise PositionConflict(msg, table_uri=self.sink.uri) from exc
-            raise SinkRejected(msg, table_uri=self.sink.uri) from exc
+            raise self._write_failed(exc, creating=creating) from exc
+        return self._committed_now(snapshot, positions, table.schema.names, table.num_rows, creating=creating)
+
+    def _properties(
+        self, positions: Mapping[SourcePartition, int], cursors: Mapping[SourcePartition, str] | None
+    ) -> CommitProperties:
+        """The txn actions storing ``positions`` and the commit's metadata."""
+        now_ms = int(time.time() * 1000)
+        return CommitProperties(
+            max_commit_retries=self.sink.max_commit_retries,
+            app_transactions=[Transaction(txn_app_id(self.app_id, sp), v, now_ms) for sp, v in positions.items()],
+            custom_metadata={
+                "stream_etl.app_id": self.app_id,
+                "stream_etl.worker": WORKER,
+                "stream_etl.positions": json.dumps({str(sp): v for sp, v in positions.items()}),
+                **({"stream_etl.cursors": json.dumps({str(sp): c for sp, c in cursors.items()})} if cursors else {}),
+            },
+        )
+
+    def _write_failed(
+        self, exc: OSError | DeltaError, *, creating: bool
+    ) -> SinkUnavailable | PositionConflict | SinkRejected:
+        msg = f"writing {self.sink.uri} failed: {exc}"
+        if _storage_failure(exc):  # retried on a fresh snapshot, which shows a commit that landed anyway
+            return SinkUnavailable(msg, table_uri=self.sink.uri)
+        if creating:  # another worker created the table first
+            return PositionConflict(msg, table_uri=self.sink.uri)
+        return SinkRejected(msg, table_uri=self.sink.uri)
+
+    def _committed_now(
+        self,
+        snapshot: DeltaSnapshot,
+        positions: Mapping[SourcePartition, int],
+        columns: list[str],
+        rows: int,
+        *,
+        creating: bool,
+    ) -> CommitInfo:
         self._committed.update(positions)
         if creating:
             self._table = self._load()
         version = self._table.version() if self._table is not None else None
         before = snapshot.schema.names if snapshot.schema is not None else None
-        if self.catalog is not None and (creating or adds_columns(table.schema.names, before)):
+        if self.catalog is not None and (creating or adds_columns(columns, before)):
             tell_catalog(self.catalog, self.sink.uri, lambda: self._table_commit(created=creating))
-        return CommitInfo(rows=table.num_rows, version=version)
+        return CommitInfo(rows=rows, version=version)
+
+    # Staged commits (see SinkWriter.stage) ----------------------------------------------
+
+    def stage(self, snapshot: Any, table: pa.Table) -> Staged | None:
+        """Write ``table``'s data files now, as delta-rs would, without committing them.
+
+        delta-rs has no "write files only" call, so the files are written as a scratch table
+        of their own under :data:`STAGED_DIR` (one commit: its log carries the add actions
+        with the statistics delta-rs computed); :meth:`commit_staged` commits those actions to
+        this table with the positions. Readers of this table never see the scratch table.
+        Only plain appends are staged: the same columns and types as the table (no schema
+        change) and none of the features delta-rs's write path enforces.
+        """
+        if not self._stageable(snapshot, table):
+            return None
+        where = f"{STAGED_DIR}/{uuid.uuid4().hex}"
+        location = f"{self.sink.uri}/{where}"
+        partition_by = self.sink.partition_by if snapshot.table is None else snapshot.table.metadata().partition_columns
+        try:
+            write_deltalake(
+                location,
+                table,
+                mode="error",
+                partition_by=list(partition_by) or None,
+                storage_options=self.options or None,
+                target_file_size=self.sink.target_file_size,
+                **self._write_options,
+            )
+            scratch_log = _scratch_storage(location, self.options).open_input_file(f"_delta_log/{0:020d}.json")
+            entries = [json.loads(line) for line in scratch_log.read().splitlines() if line.strip()]
+        except (OSError, DeltaError) as exc:  # committed the usual way instead, which reports real errors
+            log.debug("staging %d rows for %s failed: %s", table.num_rows, self.sink.uri, exc)
+            return None
+        actions = [
+            AddAction(
+                path=f"{where}/{add['path']}",
+                size=add["size"],
+                partition_values=add.get("partitionValues") or {},
+                modification_time=add["modificationTime"],
+                data_change=True,
+                stats=add.get("stats") or "",
+            )
+            for entry in entries
+            if (add := entry.get("add"))
+        ]
+        schema_json = next(entry["metaData"]["schemaString"] for entry in entries if "metaData" in entry)
+        return Staged(rows=table.num_rows, schema=table.schema, handle=_StagedFiles(location, actions, schema_json))
+
+    def _stageable(self, snapshot: DeltaSnapshot, table: pa.Table) -> bool:
+        if snapshot.table is None or snapshot.schema is None:
+            return all(column in table.schema.names for column in self.sink.partition_by)
+        if [(f.name, f.type) for f in table.schema] != [(f.name, f.type) for f in snapshot.schema]:
+            return False
+        configuration = snapshot.table.metadata().configuration
+        if any(key.startswith("delta.constraints.") for key in configuration):
+            return False
+        if configuration.get("delta.columnMapping.mode") not in (None, "none"):
+            return False
+        schema_json = snapshot.table.schema().to_json()
+        return not any(feature in schema_json for feature in _WRITE_PATH_FEATURES)
+
+    def commit_staged(
+        self, snapshot: Any, staged: Sequence[Staged], positions: dict[SourcePartition, int]
+    ) -> CommitInfo:
+        self._rewound(snapshot, positions)
+        files: list[_StagedFiles] = [s.handle for s in staged]
+        actions = [action for f in files for action in f.actions]
+        properties = self._properties(positions, None)
+        creating = snapshot.table is None
+        try:
+            if creating:
+                create_table_with_add_actions(
+                    self.sink.uri,
+                    DeltaSchema.from_json(files[0].schema_json),
+                    actions,
+                    mode="error",
+                    partition_by=self.sink.partition_by or None,
+                    storage_options=self.options or None,
+                    commit_properties=properties,
+                )
+            else:
+                snapshot.table.create_write_transaction(
+                    actions,
+                    mode="append",
+                    schema=snapshot.table.schema(),
+                    partition_by=list(snapshot.table.metadata().partition_columns) or None,
+                    commit_properties=properties,
+                )
+        except CommitFailedError as exc:
+            raise self._conflict(exc, snapshot, positions) from exc
+        except (OSError, DeltaError) as exc:
+            raise self._write_failed(exc, creating=creating) from exc
+        for f in files:  # the scratch logs: the table's log now holds their files
+            self._forget_scratch(f.location)
+        rows = sum(s.rows for s in staged)
+        return self._committed_now(snapshot, positions, staged[0].schema.names, rows, creating=creating)
+
+    def _forget_scratch(self, location: str) -> None:
+        try:
+            _scratch_storage(location, self.options).delete_file(f"_delta_log/{0:020d}.json")
+        except (OSError, DeltaError) as exc:  # VACUUM removes it later
+            log.debug("removing the scratch log of %s failed: %s", location, exc)
 
     def _rewound(self, snapshot: DeltaSnapshot, positions: Mapping[SourcePartition, int]) -> None:
         """Refuse to commit over a rewind: when a partition's stored position is below what this

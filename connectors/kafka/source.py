@@ -254,8 +254,8 @@ class KafkaReader(SourceReader):
     def _on_revoke(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
         sps = [SourcePartition(tp.topic, tp.partition) for tp in partitions]
         if self._awaiting_verdict:  # lost before any assignment: what was read is not ours
-            self._awaiting_verdict = False
             self.listener.on_revoked(self._all_partitions())
+            self._awaiting_verdict = False
         self._close_early()  # partitions change hands: the group consumer reads from now on
         self._assigned.difference_update(sps)
         self.listener.on_revoked(sps)
@@ -296,8 +296,9 @@ class KafkaReader(SourceReader):
         log.info("reading %d partitions from their stored positions during the group join", len(tps))
 
     def _verdict(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition], sps: list[SourcePartition]) -> bool:
-        """The group's first assignment while reading early: keep reading (True) or drop it all."""
-        self._awaiting_verdict = False
+        """The group's first assignment while reading early: keep reading (True) or drop it all.
+        The run loop commits once ``awaiting_assignment`` turns False: only after a drop made
+        what was read stale (``on_revoked``)."""
         if set(sps) == set(self._all_partitions()):
             consumer.assign(partitions)
             consumer.pause(partitions)  # membership only: the early consumer reads them
@@ -306,6 +307,7 @@ class KafkaReader(SourceReader):
             if self._early_native is not None:
                 self._early_native.heal()
             log.info("the group assigned every partition: keeping what was read during the join")
+            self._awaiting_verdict = False
             return True
         log.info(
             "the group assigned %d of %d partitions: dropping what was read during the join",
@@ -313,6 +315,7 @@ class KafkaReader(SourceReader):
             len(self._all_partitions()),
         )
         self.listener.on_revoked(self._all_partitions())
+        self._awaiting_verdict = False
         self._close_early()
         return False
 

@@ -25,8 +25,8 @@ from tests.e2e.test_triggers import scheduler  # noqa: F401 - fixture
 from tests.e2e.workers import ORDERS, assert_same_orders, expected_orders, read_table, wait_for
 from tests.services import Services
 
-pytestmark = pytest.mark.timeout(300)
-MAX_RECORDS = 100_000  # 200 s at 500 records/s: past the test's timeout
+pytestmark = pytest.mark.timeout(480)
+MAX_RECORDS = 200_000  # 400 s at 500 records/s: past the waits below
 
 
 def _files(uri: str, services: Services, version: int | None = None) -> int:
@@ -103,7 +103,11 @@ def test_scheduled_compactions_beside_a_live_worker_keep_every_record_exactly_on
         done = jobs.list_runs(job="compact", state="SUCCEEDED")
         return sorted((r for r in done if r.metrics["maintenance"]["files_removed"]), key=lambda r: r.id)
 
-    wait_for(lambda: len(compactions()) >= 2, 120, f"two scheduled compactions:\n{scheduler.read_text()[-2000:]}")
+    def no_compactions() -> str:
+        runs = [(r.id, r.state, r.error) for r in jobs.list_runs(job="compact")]
+        return f"two scheduled compactions; compact runs: {runs}\n{scheduler.read_text()[-2000:]}"
+
+    wait_for(lambda: len(compactions()) >= 2, 200, no_compactions)
     Triggers(store).set_enabled("compact-often", False)
     assert producer.is_alive(), f"the producer ran out ({MAX_RECORDS}) before the second compaction"
     assert not jobs.list_runs(job="compact", state="FAILED")

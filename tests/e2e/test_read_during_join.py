@@ -1,5 +1,6 @@
 """Reading during the group join (KafkaSource(read_during_join=True), the default), end to end:
-kept when the group assigns every partition, dropped when it assigns part, exactly once either way."""
+kept when the group assigns every partition, dropped when it assigns part, exactly once either way;
+what was read is staged (its files written) during the join and committed in one commit."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.timeout(600)
 
 KEPT = "keeping what was read during the join"
 DROPPED = "dropping what was read during the join"
+STAGED = "read and written during the join"
 
 
 def test_a_lone_worker_keeps_what_it_read_during_the_join(
@@ -32,6 +34,9 @@ def test_a_lone_worker_keeps_what_it_read_during_the_join(
 
     logged = (tmp_path / "w.log").read_text()
     assert "during the group join" in logged and KEPT in logged
+    # 10,000-record batches read in the ~3 s join: staged, then committed at once.
+    assert STAGED in logged
+    assert summary["stats"]["commits"] < 6
     assert summary["stats"]["stale_batches"] == 0
     assert summary["stats"]["records_in"] == 60_000
     assert_same_orders(read_table(table_uri, services), range(60_000))
@@ -86,4 +91,27 @@ def test_a_worker_killed_before_the_verdict_committed_nothing_and_a_restart_land
 
     summary = run_worker(services, app_id=unique, args=args, log=tmp_path / "w.log")
     assert summary["stats"]["records_in"] == 30_000
+    assert_same_orders(read_table(table_uri, services), range(30_000))
+
+
+@pytest.mark.parametrize("fault", ["before_commits:1", "primary_committed:1"])
+def test_a_worker_killed_at_the_staged_commit_loses_and_doubles_nothing(
+    services: Services, topic: Callable[..., str], table_uri: str, unique: str, tmp_path: Path, fault: str
+) -> None:
+    """SIGKILLed just before and just after the commit of what it staged during the join: the
+    restart reads from whatever the table stores, the staged files of the first try stay
+    unreferenced, and every record lands once."""
+    name = topic(partitions=4)
+    produce(services.kafka_bootstrap, name, orders(30_000))
+    args = {"topic": name, "table": table_uri, "batch_records": "5000"}
+
+    killed_at(services, fault, app_id=unique, args=args, log=tmp_path / "killed.log")
+    table = read_table(table_uri, services)
+    if fault.startswith("before"):
+        assert table is None
+    else:  # killed right after the first commit: the staged batches, at once
+        assert table is not None and table.num_rows > 0
+
+    summary = run_worker(services, app_id=unique, args=args, log=tmp_path / "w.log")
+    assert summary["stats"]["dead_lettered"] == 0
     assert_same_orders(read_table(table_uri, services), range(30_000))

@@ -101,10 +101,12 @@ def table_version(uri: str, services: Services) -> int:
         return -1
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float, what: str | Callable[[], str]) -> None:
+    """Poll ``condition`` until it holds; ``what`` (or what it returns at the timeout) names it."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
         time.sleep(0.2)
 
 
