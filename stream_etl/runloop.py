@@ -7,6 +7,9 @@
         and failing rows -> dead letters), each a stage with a bounded queue
     loop:
         batch = next prepared batch                 # prepared while we commit
+        while a group join's verdict is awaited (records read during the join): stage it
+            (the primary sink writes its rows unreferenced) and take the next; once the
+            verdict keeps them, commit every staged batch at once
         drop it if a rebalance or re-seek made it stale
         rows per sink = conform to the sink's schema (failing rows -> dead letters)
         commit dead letters, then secondary sinks, then the primary sink,
