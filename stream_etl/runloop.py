@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,10 +93,11 @@ class _Target:
 
 @dataclass(frozen=True, slots=True)
 class _StagedBatch:
-    """A batch whose rows the primary sink staged (see RunLoop._stage): what its commit and
-    its accounting need, without the batch's records."""
+    """A batch whose rows the primary sink is writing or wrote ahead of their commit (see
+    RunLoop._stage): what its commit and its accounting need, without the batch's records."""
 
-    staged: Staged
+    write: Future[Staged]
+    schema: pa.Schema
     plan: CommitPlan
     records: int
     nbytes: int
@@ -104,6 +106,10 @@ class _StagedBatch:
     ends: dict[int, int]
     decode_s: float
     transform_s: float
+
+
+#: Batches staged at once (their files written concurrently: each write mostly waits on storage).
+_STAGE_WRITERS = 2
 
 
 class RunLoop:
@@ -137,6 +143,7 @@ class RunLoop:
         #: Batches read during a group join whose rows the primary sink wrote ahead (see _stage).
         self._staged: list[_StagedBatch] = []
         self._staging_snapshot: Snapshot | None = None
+        self._stage_pool: ThreadPoolExecutor | None = None
         #: Called once, right after the source started reading (a Kafka consumer subscribed):
         #: start-up work that can wait for it (the CLI's garbage collector tuning).
         self.on_started: Callable[[], None] | None = None
@@ -190,6 +197,8 @@ class RunLoop:
             fetcher.stop()
             if fetcher.is_alive():
                 fetcher.join(timeout=60)
+            if self._stage_pool is not None:  # writes of batches never committed: unreferenced files
+                self._stage_pool.shutdown(wait=True, cancel_futures=True)
             for target in (*sinks, dead):
                 target.writer.close()
         return self._summary(caught_up, sinks, dead)
@@ -362,11 +371,11 @@ class RunLoop:
         (then the batch waits for the verdict and is processed as usual).
 
         Only the plain case is staged: one sink, no failed record, no state, no cursors, one
-        schema for all staged batches. The batch's records are released once its rows are
-        written, so the join can be spent reading, transforming and writing everything there
-        is, in bounded memory; the verdict then costs a single commit of every staged batch
-        (:meth:`_commit_staged`), or, if the records are not this worker's, nothing but
-        unreferenced files (VACUUM removes them).
+        schema for all staged batches. Up to two batches are written at once, and a batch's
+        records are released once its rows are written, so the join is spent reading,
+        transforming and writing everything there is, in bounded memory; the verdict then
+        costs a single commit of every staged batch (:meth:`_commit_staged`), or, if the
+        records are not this worker's, nothing but unreferenced files (VACUUM removes them).
         """
         batch = prepared.batch
         if len(sinks) != 1 or prepared.failures or prepared.snapshots or batch.cursors:
@@ -386,17 +395,26 @@ class RunLoop:
             plan = None if failures else plan_commit(snapshot, out, batch, reader.registry, required=True)
             if plan is None or plan.table is None or plan.table.num_rows == 0:
                 return False
-            if self._staged and plan.table.schema != self._staged[0].staged.schema:
+            if self._staged and plan.table.schema != self._staged[0].schema:
                 return False
-            staged = target.writer.stage(snapshot, plan.table)
+            write = target.writer.stager(snapshot, plan.table)
         except TransientError as exc:
             log.debug("not staging a batch read during the join: %s", exc)
             return False
-        if staged is None:
+        if write is None:
             return False
+        if self._stage_pool is None:
+            self._stage_pool = ThreadPoolExecutor(_STAGE_WRITERS, thread_name_prefix="se-stage")
+        future = self._stage_pool.submit(write)
+
+        def release(_done: Future[Staged]) -> None:  # its records leave the in-flight budget: the fetcher reads on
+            fetcher.release(batch)
+
+        future.add_done_callback(release)
         self._staged.append(
             _StagedBatch(
-                staged=staged,
+                write=future,
+                schema=plan.table.schema,
                 plan=plan,
                 records=len(batch),
                 nbytes=batch.nbytes,
@@ -408,20 +426,27 @@ class RunLoop:
             )
         )
         self.thresholds.add(len(batch), [])
-        fetcher.release(batch)  # its records leave the in-flight budget: the fetcher reads on
-        log.debug("staged a batch of %d records read during the join (%d rows)", len(batch), staged.rows)
+        log.debug("staging a batch of %d records read during the join (%d rows)", len(batch), plan.table.num_rows)
         return True
 
     def _commit_staged(self, fetcher: Fetcher, reader: SourceReader, target: _Target) -> None:
         """Commit every staged batch in one commit of the primary sink, or drop them all when
-        they are stale (the group gave the partitions to others) or the stored positions moved
-        since they were planned (then re-seek, as on a PositionConflict)."""
+        they are stale (the group gave the partitions to others), when a write failed, or when
+        the stored positions moved since they were planned (then re-seek, as on a
+        PositionConflict)."""
         staged, self._staged = self._staged, []
         planned, self._staging_snapshot = self._staging_snapshot, None
         if planned is None or any(s.generation < max(fetcher.generation, self._min_generation) for s in staged):
             self.stats.stale_batches += len(staged)
             log.info("dropping %d batch(es) staged during the join: the group reassigned partitions", len(staged))
             return
+        written: list[Staged] = []
+        for item in staged:
+            try:
+                written.append(item.write.result())
+            except Exception as exc:  # noqa: BLE001 - any failed write: read it all again
+                self._drop_staged(staged, fetcher, f"writing ahead failed: {exc}")
+                return
         positions: dict[SourcePartition, int] = {}
         for item in staged:
             for sp, position in item.plan.positions.items():
@@ -440,7 +465,7 @@ class RunLoop:
                 self._drop_staged(staged, fetcher, "another writer committed to the table meanwhile")
                 return
             try:
-                target.writer.commit_staged(snapshot, [s.staged for s in staged], positions)
+                target.writer.commit_staged(snapshot, written, positions)
             except PositionConflict as exc:
                 self._drop_staged(staged, fetcher, str(exc))
                 return
@@ -465,7 +490,7 @@ class RunLoop:
             "committed %d batch(es) read and written during the join: %d records, %d rows",
             len(staged),
             sum(s.records for s in staged),
-            sum(s.staged.rows for s in staged),
+            sum(w.rows for w in written),
         )
         if self.on_batch is not None:
             self.on_batch(self.stats)

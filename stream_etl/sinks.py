@@ -9,7 +9,7 @@ The run loop drives the protocol in :mod:`stream_etl.checkpoint`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,7 +38,7 @@ class CommitInfo:
 
 @dataclass(frozen=True, slots=True)
 class Staged:
-    """Rows a sink wrote ahead of their commit (see :meth:`SinkWriter.stage`): invisible to
+    """Rows a sink wrote ahead of their commit (see :meth:`SinkWriter.stager`): invisible to
     readers until :meth:`SinkWriter.commit_staged` commits them, garbage if it never does."""
 
     rows: int
@@ -87,9 +87,10 @@ class SinkWriter(ABC):
         committed positions for one of these partitions since ``snapshot``.
         """
 
-    def stage(self, snapshot: Snapshot, table: pa.Table) -> Staged | None:
-        """Write ``table`` ahead of its commit, where no reader sees it; None when this sink
-        cannot (the default) or not for this table, and the rows are committed as usual.
+    def stager(self, snapshot: Snapshot, table: pa.Table) -> Callable[[], Staged] | None:
+        """A function that writes ``table`` ahead of its commit, where no reader sees it (it
+        may run on another thread and raise); None when this sink cannot stage (the default)
+        or not this table, and the rows are committed as usual.
 
         The run loop stages batches it may not commit yet (read during a group join, see
         :attr:`~stream_etl.sources.SourceReader.awaiting_assignment`) and commits them all at
@@ -100,7 +101,7 @@ class SinkWriter(ABC):
     def commit_staged(
         self, snapshot: Snapshot, staged: Sequence[Staged], positions: dict[SourcePartition, int]
     ) -> CommitInfo:
-        """Commit rows written by :meth:`stage` and ``positions`` in one atomic commit based on
+        """Commit rows written by a :meth:`stager` and ``positions`` in one atomic commit based on
         ``snapshot`` (fenced like :meth:`commit`)."""
         msg = f"{type(self).__name__} stages nothing"
         raise NotImplementedError(msg)

@@ -17,7 +17,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -396,38 +396,42 @@ class DeltaWriter(SinkWriter):
             tell_catalog(self.catalog, self.sink.uri, lambda: self._table_commit(created=creating))
         return CommitInfo(rows=rows, version=version)
 
-    # Staged commits (see SinkWriter.stage) ----------------------------------------------
+    # Staged commits (see SinkWriter.stager) ---------------------------------------------
 
-    def stage(self, snapshot: Any, table: pa.Table) -> Staged | None:
-        """Write ``table``'s data files now, as delta-rs would, without committing them.
+    def stager(self, snapshot: Any, table: pa.Table) -> Callable[[], Staged] | None:
+        """Write ``table``'s data files ahead of their commit, as delta-rs would.
 
         delta-rs has no "write files only" call, so the files are written as a scratch table
         of their own under :data:`STAGED_DIR` (one commit: its log carries the add actions
         with the statistics delta-rs computed); :meth:`commit_staged` commits those actions to
         this table with the positions. Readers of this table never see the scratch table.
         Only plain appends are staged: the same columns and types as the table (no schema
-        change) and none of the features delta-rs's write path enforces.
+        change) and none of the features delta-rs's write path enforces. The checks read the
+        snapshot here; the returned function only writes (any thread).
         """
         if not self._stageable(snapshot, table):
             return None
+        partition_by = self.sink.partition_by if snapshot.table is None else snapshot.table.metadata().partition_columns
+        return lambda: self._stage(table, list(partition_by))
+
+    def _stage(self, table: pa.Table, partition_by: list[str]) -> Staged:
         where = f"{STAGED_DIR}/{uuid.uuid4().hex}"
         location = f"{self.sink.uri}/{where}"
-        partition_by = self.sink.partition_by if snapshot.table is None else snapshot.table.metadata().partition_columns
         try:
             write_deltalake(
                 location,
                 table,
                 mode="error",
-                partition_by=list(partition_by) or None,
+                partition_by=partition_by or None,
                 storage_options=self.options or None,
                 target_file_size=self.sink.target_file_size,
                 **self._write_options,
             )
             scratch_log = _scratch_storage(location, self.options).open_input_file(f"_delta_log/{0:020d}.json")
             entries = [json.loads(line) for line in scratch_log.read().splitlines() if line.strip()]
-        except (OSError, DeltaError) as exc:  # committed the usual way instead, which reports real errors
-            log.debug("staging %d rows for %s failed: %s", table.num_rows, self.sink.uri, exc)
-            return None
+        except (OSError, DeltaError) as exc:
+            msg = f"staging {table.num_rows} rows for {self.sink.uri} failed: {exc}"
+            raise SinkUnavailable(msg, table_uri=self.sink.uri) from exc
         actions = [
             AddAction(
                 path=f"{where}/{add['path']}",

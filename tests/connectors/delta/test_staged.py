@@ -10,10 +10,11 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from connectors.delta import DeltaSink, txn_app_id
-from connectors.delta.sink import STAGED_DIR
+from connectors.delta.sink import STAGED_DIR, DeltaSnapshot, DeltaWriter
 from stream_etl import RunContext
 from stream_etl.errors import PositionConflict
 from stream_etl.records import SourcePartition
+from stream_etl.sinks import Staged
 from tests.services import Services
 
 P0, P1 = SourcePartition("orders", 0), SourcePartition("orders", 1)
@@ -21,6 +22,12 @@ P0, P1 = SourcePartition("orders", 0), SourcePartition("orders", 1)
 
 def _ctx(services: Services, app_id: str) -> RunContext:
     return RunContext(app_id=app_id, settings=services.settings())
+
+
+def _stage(writer: DeltaWriter, snapshot: DeltaSnapshot, table: pa.Table) -> Staged:
+    write = writer.stager(snapshot, table)
+    assert write is not None, "a plain append was not staged"
+    return write()
 
 
 def _rows(ids: list[int], country: str = "DE") -> pa.Table:
@@ -38,9 +45,8 @@ def test_staged_rows_are_invisible_until_one_commit_lands_them_with_the_position
 ) -> None:
     writer = DeltaSink(table_uri, partition_by=["country"]).open(_ctx(services, unique))
     snapshot = writer.snapshot()
-    first = writer.stage(snapshot, _rows([1, 2, 3]))
-    second = writer.stage(snapshot, _rows([4, 5], "FR"))
-    assert first is not None and second is not None
+    first = _stage(writer, snapshot, _rows([1, 2, 3]))
+    second = _stage(writer, snapshot, _rows([4, 5], "FR"))
     assert writer.read_positions([P0]) == {}  # nothing committed: no table yet
 
     info = writer.commit_staged(snapshot, [first, second], {P0: 40, P1: 7})
@@ -66,10 +72,9 @@ def test_staged_rows_append_to_an_existing_table(services: Services, table_uri: 
     writer = DeltaSink(table_uri).open(_ctx(services, unique))
     writer.commit(writer.snapshot(), _rows([1]), {P0: 1})
     snapshot = writer.snapshot()
-    staged = [writer.stage(snapshot, _rows([2, 3])), writer.stage(snapshot, _rows([4]))]
-    assert all(s is not None for s in staged)
+    staged = [_stage(writer, snapshot, _rows([2, 3])), _stage(writer, snapshot, _rows([4]))]
 
-    writer.commit_staged(snapshot, [s for s in staged if s is not None], {P0: 4})
+    writer.commit_staged(snapshot, staged, {P0: 4})
 
     table = DeltaTable(table_uri, storage_options=services.storage_options())
     assert table.version() == 1
@@ -81,8 +86,7 @@ def test_a_staged_commit_is_fenced_like_any_commit(services: Services, table_uri
     writer = DeltaSink(table_uri).open(_ctx(services, unique))
     writer.commit(writer.snapshot(), _rows([0]), {P0: 10})
     stale = writer.snapshot()
-    staged = writer.stage(stale, _rows([11, 12]))
-    assert staged is not None
+    staged = _stage(writer, stale, _rows([11, 12]))
     write_deltalake(  # the partition's new owner commits meanwhile
         DeltaTable(table_uri, storage_options=services.storage_options()),
         _rows([13]),
@@ -105,8 +109,8 @@ def test_only_plain_appends_are_staged(services: Services, table_uri: str, uniqu
     """A schema change or a table feature delta-rs's write path enforces: committed the usual way."""
     writer = DeltaSink(table_uri).open(_ctx(services, unique))
     writer.commit(writer.snapshot(), _rows([1]), {P0: 1})
-    assert writer.stage(writer.snapshot(), _rows([2]).append_column("extra", pa.array(["x"]))) is None
-    assert writer.stage(writer.snapshot(), _rows([2]).drop_columns(["ts"])) is None
+    assert writer.stager(writer.snapshot(), _rows([2]).append_column("extra", pa.array(["x"]))) is None
+    assert writer.stager(writer.snapshot(), _rows([2]).drop_columns(["ts"])) is None
 
     DeltaTable(table_uri, storage_options=services.storage_options()).alter.add_constraint({"positive": "id > 0"})
-    assert writer.stage(writer.snapshot(), _rows([2])) is None
+    assert writer.stager(writer.snapshot(), _rows([2])) is None
