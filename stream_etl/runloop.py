@@ -110,6 +110,9 @@ class _StagedBatch:
 
 #: Batches staged at once (their files written concurrently: each write mostly waits on storage).
 _STAGE_WRITERS = 2
+#: At most this many batches are staged while a verdict is awaited (a join that never ends
+#: must not stage a whole backlog); later ones wait for the verdict.
+_MAX_STAGED = 64
 
 
 class RunLoop:
@@ -379,6 +382,8 @@ class RunLoop:
         """
         batch = prepared.batch
         if len(sinks) != 1 or prepared.failures or prepared.snapshots or batch.cursors:
+            return False
+        if len(self._staged) >= _MAX_STAGED:
             return False
         target = sinks[0]
         if batch.generation < max(fetcher.generation, self._min_generation):
