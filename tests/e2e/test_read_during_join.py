@@ -4,6 +4,7 @@ what was read is staged (its files written) during the join and committed in one
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -34,9 +35,13 @@ def test_a_lone_worker_keeps_what_it_read_during_the_join(
 
     logged = (tmp_path / "w.log").read_text()
     assert "during the group join" in logged and KEPT in logged
-    # 10,000-record batches read in the ~3 s join: staged, then committed at once.
-    assert STAGED in logged
-    assert summary["stats"]["commits"] < 6
+    # 10,000-record batches read in the ~3 s join: staged, then committed at once (how many
+    # were staged before the verdict depends on the machine's load).
+    found = re.search(r"committed (\d+) batch\(es\) read and written during the join", logged)
+    assert found is not None, logged[-3000:]
+    staged = int(found.group(1))
+    assert staged >= 1
+    assert summary["stats"]["commits"] == 1 + summary["stats"]["batches"] - staged
     assert summary["stats"]["stale_batches"] == 0
     assert summary["stats"]["records_in"] == 60_000
     assert_same_orders(read_table(table_uri, services), range(60_000))
