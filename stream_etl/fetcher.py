@@ -133,12 +133,16 @@ class Fetcher(Stage[Batch]):
 
     def release(self, batch: Batch) -> None:
         """The run loop is done with ``batch`` (committed or dropped): its bytes leave the budget."""
+        self.release_bytes(batch.generation, batch.nbytes)
+
+    def release_bytes(self, generation: int, nbytes: int) -> None:
+        """:meth:`release` for a batch whose records are gone already (a staged batch)."""
         with self._lock:
-            left = self._in_flight.get(batch.generation, 0) - batch.nbytes
+            left = self._in_flight.get(generation, 0) - nbytes
             if left > 0:
-                self._in_flight[batch.generation] = left
+                self._in_flight[generation] = left
             else:
-                self._in_flight.pop(batch.generation, None)
+                self._in_flight.pop(generation, None)
 
     def in_flight_bytes(self) -> int:
         """Raw bytes read and not yet committed: closed batches plus the open one."""

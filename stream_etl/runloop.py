@@ -98,7 +98,10 @@ class _StagedBatch:
 
     write: Future[Staged]
     schema: pa.Schema
-    plan: CommitPlan
+    #: The plan's positions and lineage, not its rows (the write holds them until written).
+    positions: dict[SourcePartition, int]
+    lineage: pa.Array | None
+    replayed: pa.Array | None
     records: int
     nbytes: int
     generation: int
@@ -411,16 +414,19 @@ class RunLoop:
         if self._stage_pool is None:
             self._stage_pool = ThreadPoolExecutor(_STAGE_WRITERS, thread_name_prefix="se-stage")
         future = self._stage_pool.submit(write)
+        generation, nbytes = batch.generation, batch.nbytes  # not the batch: its records are freed now
 
-        def release(_done: Future[Staged]) -> None:  # its records leave the in-flight budget: the fetcher reads on
-            fetcher.release(batch)
+        def release(_done: Future[Staged]) -> None:  # its bytes leave the in-flight budget: the fetcher reads on
+            fetcher.release_bytes(generation, nbytes)
 
         future.add_done_callback(release)
         self._staged.append(
             _StagedBatch(
                 write=future,
                 schema=plan.table.schema,
-                plan=plan,
+                positions=plan.positions,
+                lineage=plan.lineage,
+                replayed=plan.replayed,
                 records=len(batch),
                 nbytes=batch.nbytes,
                 generation=batch.generation,
@@ -454,7 +460,7 @@ class RunLoop:
                 return
         positions: dict[SourcePartition, int] = {}
         for item in staged:
-            for sp, position in item.plan.positions.items():
+            for sp, position in item.positions.items():
                 positions[sp] = max(positions.get(sp, position), position)
         started = time.perf_counter()
         backoff = Backoff(f"committing to {target.name}", self.stop_event, timeout_s=self.sink_retry_timeout_s)
@@ -487,8 +493,8 @@ class RunLoop:
             self._advance_to(item.last_positions, item.ends, reader)
             self.stats.decode_s += item.decode_s
             self.stats.transform_s += item.transform_s
-            lineage = [item.plan.lineage] if item.plan.lineage is not None else []
-            replayed = [item.plan.replayed] if item.plan.replayed is not None else []
+            lineage = [item.lineage] if item.lineage is not None else []
+            replayed = [item.replayed] if item.replayed is not None else []
             self.stats.account(item.records, item.nbytes, lineage, None, replayed)
         self.stats.commit_s += time.perf_counter() - started
         log.info(
