@@ -136,7 +136,9 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
     if "e2e_rich_rows_per_s" in results:
         row("rich topology e2e (rec/s)", "e2e_rich_rows_per_s", 0)
         row("rich topology, steady (rec/s)", "e2e_rich_steady_rows_per_s", 0)
-        row("rich / simple topology", "e2e_rich_vs_simple", 3)
+        row("rich topology, direct mode (rec/s)", "e2e_rich_assign_rows_per_s", 0)
+        row("rich / simple topology, direct mode", "e2e_rich_vs_simple", 3)
+        row("rich / simple topology, group mode", "e2e_rich_vs_simple_group", 3)
     console.print(table)
 
     engine = results.get("engine_summary", {}).get("stats", {})
