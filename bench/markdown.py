@@ -153,8 +153,13 @@ def render(results: Path = RESULTS) -> Path:
             f"{_fmt(latest.get('e2e_two_workers_steady_rows_per_s'))}; first commit after "
             f"{_fmt(latest.get('e2e_two_workers_first_commit_s'), 2)} s. On this 2-core machine the second "
             "worker brings no new core: the broker, S3 and both workers share two, and the group has to "
-            "rebalance when the second member joins before either reads at full speed. Across machines "
-            "each worker brings its own cores and the partitions divide between them.",
+            "rebalance when the second member joins before either reads at full speed. Both workers also "
+            "start reading every partition while the group runs its join (read during the join, with "
+            "the batches written ahead): the group gives each half, so each drops what it read and "
+            "wrote, and reads its half again; a lone worker keeps all of it, which is why one worker "
+            "finishes sooner here. When the first worker is caught up it leaves, and the group "
+            "rebalances once more. Across machines each worker brings its own cores and the "
+            "partitions divide between them.",
             "",
         ]
     if "wide_rows_per_s" in latest:
