@@ -37,6 +37,10 @@ log = logging.getLogger("stream_etl.slow_sink")
 class SlowDeltaWriter(DeltaWriter):
     commits = 0
 
+    def stager(self, *stage_args: Any) -> None:
+        """Nothing is written ahead: every batch goes through the slow commit()."""
+        return None
+
     def commit(self, *commit_args: Any, **kwargs: Any) -> Any:
         if self.commits >= int(args["fast_commits"]):
             log.info("slow commit %d: sleeping %s s", self.commits + 1, args["commit_delay_s"])

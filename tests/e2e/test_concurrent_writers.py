@@ -44,6 +44,9 @@ def test_two_jobs_writing_one_table_both_land_exactly_once(
                 "table": table_uri,
                 "batch_records": "500",
                 "max_commit_retries": max_commit_retries,
+                # Direct: both jobs commit from the start (in group mode each would write its
+                # whole backlog during its join and commit it once; no contention to test).
+                "assignment": "direct",
             },
             log=tmp_path / f"{job}.log",
             until_caught_up=True,
