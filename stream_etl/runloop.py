@@ -115,7 +115,7 @@ class _StagedBatch:
 _STAGE_WRITERS = 2
 #: At most this many batches are staged while a verdict is awaited (a join that never ends
 #: must not stage a whole backlog); later ones wait for the verdict.
-_MAX_STAGED = 64
+_MAX_STAGED = 16
 
 
 class RunLoop:

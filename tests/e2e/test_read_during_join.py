@@ -41,7 +41,8 @@ def test_a_lone_worker_keeps_what_it_read_during_the_join(
     assert found is not None, logged[-3000:]
     staged = int(found.group(1))
     assert staged >= 1
-    assert summary["stats"]["commits"] == 1 + summary["stats"]["batches"] - staged
+    # (at most: a batch that only carries partition ends commits nothing)
+    assert summary["stats"]["commits"] <= 1 + summary["stats"]["batches"] - staged
     assert summary["stats"]["stale_batches"] == 0
     assert summary["stats"]["records_in"] == 60_000
     assert_same_orders(read_table(table_uri, services), range(60_000))
