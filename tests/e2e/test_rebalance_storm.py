@@ -114,10 +114,11 @@ def test_workers_joining_and_leaving_every_few_seconds_write_every_record_once(
                 add()
             else:
                 remove(signal.SIGTERM if action == "sigterm" else signal.SIGKILL)
-        for worker in live:
-            worker.process.send_signal(signal.SIGTERM)
-        for worker in live:
-            assert worker.process.wait(timeout=120) == 0, worker.log.read_text()[-3000:]
+        # One at a time, the group settled in between: a worker that stops while the group is
+        # still rebalancing after another's departure can leave mid-join, a member Tansu never
+        # expires (the drain below would then wait forever for its own join).
+        while live:
+            remove(signal.SIGTERM)
     finally:
         for worker in live:
             if worker.process.poll() is None:
