@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[all,test,dev,bench]'
+	$(BIN)/python -m compileall -q stream_etl connectors topologies  # cached even under PYTHONDONTWRITEBYTECODE
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install stream-etl with every extra

@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +150,8 @@ class RunLoop:
         self._staged: list[_StagedBatch] = []
         self._staging_snapshot: Snapshot | None = None
         self._stage_pool: ThreadPoolExecutor | None = None
+        #: The exact end positions, while another thread finds them (until-caught-up runs).
+        self._exact_ends: Future[dict[SourcePartition, int]] | None = None
         #: Called once, right after the source started reading (a Kafka consumer subscribed):
         #: start-up work that can wait for it (the CLI's garbage collector tuning).
         self.on_started: Callable[[], None] | None = None
@@ -223,8 +225,9 @@ class RunLoop:
 
         Finding exact ends takes a few hundred ms. When a quick estimate already shows
         records to read, the reader starts first (joining a group takes seconds) and the
-        exact ends are found meanwhile, with the fetch and prepare stages already reading
-        when the reader allows it (``ends_while_polling``); otherwise they are found first,
+        exact ends are found meanwhile: on another thread, with the fetch and prepare stages
+        reading and the loop committing, when the reader allows it (``ends_while_polling``;
+        the run is caught up only against the exact ends); otherwise they are found first,
         so that a run with nothing to do exits without joining. Sources whose ends are only
         found while reading (Kinesis) always start; :meth:`_caught_up` asks them for their ends.
         """
@@ -238,6 +241,8 @@ class RunLoop:
             self._start_reader(reader)
             if reader.ends_while_polling:
                 start_stages()
+                self._find_ends_meanwhile(reader)  # the loop commits meanwhile
+                return True
         self._targets = reader.end_positions()
         self._refresh_reached(primary)
         behind = sum(1 for sp, end in self._targets.items() if self._reached.get(sp, -1) < end)
@@ -247,6 +252,28 @@ class RunLoop:
         if not clearly_behind:
             self._start_reader(reader)
         return True
+
+    def _find_ends_meanwhile(self, reader: SourceReader) -> None:
+        ends: Future[dict[SourcePartition, int]] = Future()
+
+        def find() -> None:
+            try:
+                ends.set_result(reader.end_positions())
+            except BaseException as exc:  # noqa: BLE001 - raised on the loop's thread by _settle_targets
+                ends.set_exception(exc)
+
+        self._exact_ends = ends
+        threading.Thread(target=find, name="se-ends", daemon=True).start()
+
+    def _settle_targets(self, primary: SinkWriter) -> None:
+        """Take the exact end positions once :meth:`_find_ends_meanwhile` found them."""
+        if self._exact_ends is None or not self._exact_ends.done():
+            return
+        found, self._exact_ends = self._exact_ends, None
+        self._targets = found.result()
+        self._refresh_reached(primary)
+        behind = sum(1 for sp, end in self._targets.items() if self._reached.get(sp, -1) < end)
+        log.info("until caught up: %d partition(s) have records not yet committed", behind)
 
     def _state_keeper(self, primary: _Target, topology: Topology, ctx: RunContext) -> StateKeeper | None:
         steps = topology.stateful_steps()
@@ -282,8 +309,10 @@ class RunLoop:
             if self._staged and not reader.awaiting_assignment:
                 with fetcher.commit_lock:
                     self._commit_staged(fetcher, reader, sinks[0])
-            if self.ctx.mode == "until_caught_up" and self._caught_up(fetcher, reader):
-                return True
+            if self.ctx.mode == "until_caught_up":
+                self._settle_targets(sinks[0].writer)
+                if self._caught_up(fetcher, reader):
+                    return True
             prepared = preparer.take(timeout=0.1)
             if prepared is None:
                 if self.ctx.mode == "until_caught_up" and time.monotonic() - last_refresh > _IDLE_REFRESH_S:
@@ -377,7 +406,8 @@ class RunLoop:
         (then the batch waits for the verdict and is processed as usual).
 
         Only the plain case is staged: one sink, no failed record, no state, no cursors, one
-        schema for all staged batches. Up to two batches are written at once, and a batch's
+        schema for all staged batches. Up to two batches are written at once and one more
+        waits for a writer (further batches wait here: each write holds its rows), and a batch's
         records are released once its rows are written, so the join is spent reading,
         transforming and writing everything there is, in bounded memory; the verdict then
         costs a single commit of every staged batch (:meth:`_commit_staged`), or, if the
@@ -413,6 +443,8 @@ class RunLoop:
             return False
         if self._stage_pool is None:
             self._stage_pool = ThreadPoolExecutor(_STAGE_WRITERS, thread_name_prefix="se-stage")
+        while len(pending := [s.write for s in self._staged if not s.write.done()]) > _STAGE_WRITERS:
+            wait(pending, return_when=FIRST_COMPLETED)  # one write waits for a writer at most: each holds its rows
         future = self._stage_pool.submit(write)
         generation, nbytes = batch.generation, batch.nbytes  # not the batch: its records are freed now
 
@@ -564,6 +596,8 @@ class RunLoop:
             self._reached[sp] = max(self._reached.get(sp, 0), end)
 
     def _caught_up(self, fetcher: Fetcher, reader: SourceReader) -> bool:
+        if self._exact_ends is not None:
+            return False  # the ends known so far are estimates
         if not reader.ends_known_up_front:
             found = reader.found_ends()
             if found is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stream_etl.cli import app
+from stream_etl.cli import _app_for, _command_name, app
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,3 +206,29 @@ def test_run_loads_a_plain_topology_without_duckdb_or_rich() -> None:
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["run", "t.py"], "run"),
+        (["--log-level", "DEBUG", "run", "t.py"], "run"),
+        (["--log-level=DEBUG", "--config", "c.toml", "run"], "run"),
+        (["dev", "up"], "dev"),
+        (["--help"], None),
+        (["--version", "run"], None),
+        ([], None),
+    ],
+)
+def test_the_command_is_found_after_the_apps_own_options(argv: list[str], command: str | None) -> None:
+    assert _command_name(argv) == command
+
+
+def test_run_gets_an_app_with_only_run_and_the_same_options() -> None:
+    """`run` skips building the other ~80 commands (~0.15 s of a worker's start-up)."""
+    slim = _app_for(["--log-level", "INFO", "run", "topologies/orders.py"])
+    assert slim is not app and _app_for(["dev", "status"]) is app
+    for args in (["run", "--help"], ["--help"]):
+        assert runner.invoke(slim, args).exit_code == 0
+    assert runner.invoke(slim, ["run", "--help"]).output == runner.invoke(app, ["run", "--help"]).output
+    assert "catalog" not in runner.invoke(slim, ["--help"]).output

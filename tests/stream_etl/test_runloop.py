@@ -733,6 +733,51 @@ def test_records_are_read_while_the_exact_ends_are_found() -> None:
     _assert_reconciled(summary.stats)
 
 
+class LateEndsListSource(ListSource):
+    """Kafka-like ends: the quick estimate understates them (Tansu's ListOffsets can), and the
+    exact ones arrive only after the first commit landed in ``out``."""
+
+    def __init__(self, records: Sequence[Record], out: MemorySink, *, partitions: int) -> None:
+        super().__init__(records, partitions=partitions)
+        self.out = out
+
+    def open(self, ctx: RunContext, listener: AssignmentListener) -> LateEndsListReader:
+        self.reader = LateEndsListReader(self, listener)
+        return self.reader
+
+
+class LateEndsListReader(ListReader):
+    ends_while_polling = True
+    source: LateEndsListSource
+
+    def __init__(self, source: LateEndsListSource, listener: AssignmentListener) -> None:
+        super().__init__(source, listener)
+        self.committed_before_ends: bool | None = None
+
+    def rough_end_positions(self) -> dict[SourcePartition, int]:
+        return {sp: 1 for sp in super().end_positions()}
+
+    def end_positions(self) -> dict[SourcePartition, int]:
+        deadline = time.monotonic() + 5
+        while self.source.out.table().num_rows == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.committed_before_ends = self.source.out.table().num_rows > 0
+        return super().end_positions()
+
+
+def test_batches_commit_while_the_exact_ends_are_found_and_the_run_waits_for_them() -> None:
+    out, dead = MemorySink("out"), MemorySink("dead")
+    source = LateEndsListSource(_orders(40), out, partitions=2)
+
+    summary = _run(_topology(batch=8), source, out, dead)
+
+    assert source.reader.committed_before_ends is True  # the loop committed without waiting for the ends
+    assert summary.caught_up is True  # against the exact ends, not the understated estimate
+    _assert_once(out.table()["id"].to_pylist(), _valid_ids(_orders(40)))
+    assert summary.stats["records_in"] == 40
+    _assert_reconciled(summary.stats)
+
+
 def test_on_started_runs_once_after_the_source_started_and_not_when_there_is_nothing_to_do() -> None:
     out, dead = MemorySink("out"), MemorySink("dead")
     calls: list[str] = []
