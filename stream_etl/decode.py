@@ -115,10 +115,11 @@ class JsonFormat(Format):
         n = len(values)
         if n == 0:
             return Decoded(None)
+        objects = False  # every value known to start with "{" and end with "}"
         if isinstance(values, RawValues):  # a native reader's buffer: already joined
             if values.nulls:
                 return self._decode_slowly(values.to_list())
-            buffer, longest = values.data, values.max_len
+            buffer, longest, objects = values.data, values.max_len, values.objects
         else:
             try:
                 buffer = b"\n".join(values)  # type: ignore[arg-type]  # None is caught below
@@ -127,7 +128,7 @@ class JsonFormat(Format):
             longest = max(map(len, values))  # type: ignore[arg-type]
         if longest > 2 * self.max_depth and too_deep(values, self.max_depth):  # type: ignore[arg-type]
             return self._decode_slowly(values)
-        if not _one_object_per_line(buffer, n):
+        if not objects and not _one_object_per_line(buffer, n):
             return self._decode_slowly(values)
         try:
             if not buffer.isascii():  # Arrow does not check UTF-8; isascii() copies nothing
@@ -246,7 +247,9 @@ def _one_object_per_line(buffer: bytes, n: int) -> bool:
     (inside a container that is a syntax error), so no object spans two values and
     each value yields at least one row; if Arrow reads ``n`` rows, each yields one.
     Line breaks inside a value are JSON whitespace or a parse error, never a new row
-    that goes unnoticed: a second object in one value raises the row count.
+    that goes unnoticed: a second object in one value raises the row count. A native
+    reader checks each value's first and last byte as it copies it (``RawValues.objects``),
+    which proves the same without this pass over the buffer (~13 ms per 11 MB).
     """
     return buffer[:1] == b"{" and buffer[-1:] == b"}" and buffer.count(b"}\n{") == n - 1
 

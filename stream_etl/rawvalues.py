@@ -23,26 +23,45 @@ class RawValues(Sequence[bytes | None]):
     ``starts`` has ``n + 1`` int64 entries: value ``i`` is ``data[starts[i] : starts[i + 1] - 1]``
     (the ``- 1`` skips the separating newline; ``starts[n]`` is ``len(data) + 1``). ``nulls``
     are the rows whose value is null (Kafka tombstones): empty in the buffer. ``max_len`` is the
-    longest value's length, ``nbytes`` the sum of the values' lengths.
+    longest value's length, ``nbytes`` the sum of the values' lengths. ``objects`` is True when
+    the reader saw that every value starts with ``{`` and ends with ``}`` (False: unknown).
     """
 
-    __slots__ = ("_list", "data", "max_len", "nbytes", "nulls", "starts")
+    __slots__ = ("_list", "data", "max_len", "nbytes", "nulls", "objects", "starts")
 
-    def __init__(self, data: bytes, starts: pa.Int64Array, nulls: Sequence[int] = (), *, max_len: int, nbytes: int):
+    def __init__(
+        self,
+        data: bytes,
+        starts: pa.Int64Array,
+        nulls: Sequence[int] = (),
+        *,
+        max_len: int,
+        nbytes: int,
+        objects: bool = False,
+    ):
         self.data = data
         self.starts = starts
         self.nulls = tuple(nulls)
         self.max_len = max_len
         self.nbytes = nbytes
+        self.objects = objects
         self._list: list[bytes | None] | None = None
 
     @classmethod
     def from_buffers(
-        cls, n: int, data: bytes, starts: bytes, nulls: Sequence[int], *, max_len: int, nbytes: int
+        cls,
+        n: int,
+        data: bytes,
+        starts: bytes,
+        nulls: Sequence[int],
+        *,
+        max_len: int,
+        nbytes: int,
+        objects: bool = False,
     ) -> RawValues:
         """From a native reader's buffers (``starts``: ``n + 1`` little-endian int64)."""
         offsets = pa.Array.from_buffers(pa.int64(), n + 1, [None, pa.py_buffer(starts)])
-        return cls(data, offsets, nulls, max_len=max_len, nbytes=nbytes)
+        return cls(data, offsets, nulls, max_len=max_len, nbytes=nbytes, objects=objects)
 
     @classmethod
     def concat(cls, parts: Sequence[RawValues]) -> RawValues:
@@ -69,6 +88,7 @@ class RawValues(Sequence[bytes | None]):
             nulls,
             max_len=max(p.max_len for p in parts),
             nbytes=sum(p.nbytes for p in parts),
+            objects=all(p.objects for p in parts),
         )
 
     def __len__(self) -> int:

@@ -299,8 +299,11 @@ static PyObject *new_bytes(Py_ssize_t size, char **data) {
 
 /* consume(max_messages, timeout_ms, timestamps, keys) ->
  *   None (nothing arrived) or
- *   (n, values, starts, pids, offsets, max_len, nbytes, null_rows, stamps, keys, key_starts, key_validity, errors)
+ *   (n, values, starts, pids, offsets, max_len, nbytes, null_rows, stamps, keys, key_starts, key_validity, errors,
+ *    objects)
  * key_validity: an Arrow validity bitmap of the keys, None when no key is null.
+ * objects: 1 when every value starts with '{' and ends with '}' (the JSON decoder's fast path
+ * needs that; found during the copy, so it never reads the joined buffer again).
  */
 static PyObject *Queue_consume(Queue *self, PyObject *args) {
     Py_ssize_t max_messages;
@@ -374,7 +377,7 @@ static PyObject *Queue_consume(Queue *self, PyObject *args) {
     }
 
     Py_ssize_t row = 0, at = 0, kat = 0, nnull = 0;
-    int unknown_topic = 0;
+    int unknown_topic = 0, objects = 1;
     Py_ssize_t *nullbuf = null_value_count ? malloc(null_value_count * sizeof(Py_ssize_t)) : NULL;
     if (null_value_count && nullbuf == NULL) {
         PyErr_NoMemory();
@@ -388,9 +391,12 @@ static PyObject *Queue_consume(Queue *self, PyObject *args) {
         if (row > 0) vdata[at++] = '\n';
         vstarts[row] = at;
         if (m->payload != NULL) {
+            const char *p = (const char *)m->payload;
+            if (m->len < 2 || p[0] != '{' || p[m->len - 1] != '}') objects = 0;
             memcpy(vdata + at, m->payload, m->len);
             at += (Py_ssize_t)m->len;
         } else {
+            objects = 0;
             nullbuf[nnull++] = row;
         }
         int32_t pid = pid_of(self, m);
@@ -428,9 +434,9 @@ static PyObject *Queue_consume(Queue *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "a record of a partition the native reader was not told about");
         goto done;
     }
-    result = Py_BuildValue("(nOOOOnnOOOOOO)", n, values, starts, pids, offsets, max_len, total, null_rows,
+    result = Py_BuildValue("(nOOOOnnOOOOOOO)", n, values, starts, pids, offsets, max_len, total, null_rows,
                            stamps ? stamps : Py_None, keys ? keys : Py_None, key_starts ? key_starts : Py_None,
-                           key_valid ? key_valid : Py_None, errors);
+                           key_valid ? key_valid : Py_None, errors, (objects && n > 0) ? Py_True : Py_False);
 done:
     Py_BEGIN_ALLOW_THREADS
     for (ssize_t i = 0; i < got; i++) message_destroy(msgs[i]);

@@ -90,7 +90,7 @@ class NativeRecords:
         got = self._queue.consume(max_records, max(int(timeout_s * 1000), 0), self.timestamps, self.keys)
         if got is None:
             return None, []
-        n, data, starts, pids, offsets, max_len, nbytes, nulls, stamps, keys, key_starts, key_validity, errors = got
+        n, data, starts, pids, offsets, max_len, nbytes, nulls, stamps, keys, key_starts, key_validity, errors, objects = got
         if n == 0:
             return None, errors
         metadata: dict[str, list[Any] | pa.Array] = {}
@@ -99,7 +99,7 @@ class NativeRecords:
         if keys is not None:
             metadata["key"] = _binary(n, keys, key_starts, key_validity)
         chunk = Chunk(
-            values=RawValues.from_buffers(n, data, starts, nulls, max_len=max_len, nbytes=nbytes),
+            values=RawValues.from_buffers(n, data, starts, nulls, max_len=max_len, nbytes=nbytes, objects=objects),
             pids=pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(pids)]),
             positions=pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(offsets)]),
             nbytes=nbytes,

@@ -14,8 +14,9 @@ from stream_etl.records import Chunk
 from stream_etl.samples import malformed, orders
 
 
-def raw(values: list[bytes | None]) -> RawValues:
-    """What the native reader returns for ``values`` (null values are empty in the buffer)."""
+def raw(values: list[bytes | None], *, objects: bool | None = None) -> RawValues:
+    """What the native reader returns for ``values`` (null values are empty in the buffer);
+    ``objects`` as the reader finds it unless given."""
     data = b"\n".join(v or b"" for v in values)
     starts, at = [], 0
     for v in values:
@@ -31,6 +32,7 @@ def raw(values: list[bytes | None]) -> RawValues:
         nulls,
         max_len=max(lengths, default=0),
         nbytes=sum(lengths),
+        objects=all(v is not None and v[:1] == b"{" and v[-1:] == b"}" for v in values) if objects is None else objects,
     )
 
 
@@ -113,3 +115,26 @@ def test_json_decodes_raw_values_as_it_decodes_the_list(bad_every: int) -> None:
     assert from_raw.table.equals(from_list.table)
     assert [(f.row, f.message) for f in from_raw.failures] == [(f.row, f.message) for f in from_list.failures]
     assert len(from_raw.failures) == (0 if not bad_every else len(range(0, 200, bad_every)) + 1)
+
+
+def test_concat_knows_the_values_are_objects_only_when_every_part_does() -> None:
+    assert RawValues.concat([raw([b'{"a":1}']), raw([b'{"a":2}'])]).objects is True
+    assert RawValues.concat([raw([b'{"a":1}']), raw([b"[1]"])]).objects is False
+
+
+@pytest.mark.parametrize(
+    ("odd", "dead"),
+    [(b'{"id":1}\n{"id":2}', [3]), (b'{"id":1} {"id":2}', [3]), (b'{"id":\n1}', [])],
+    ids=["two objects on two lines", "two objects on one line", "a line break as whitespace"],
+)
+def test_values_known_to_be_objects_decode_as_the_scanned_list_does(odd: bytes, dead: list[int]) -> None:
+    """The reader's objects flag skips the buffer scan, never the row count: a value holding
+    two objects still goes, alone, to the dead letters, as on the list path."""
+    values: list[bytes | None] = [*orders(3), odd, *orders(2)]
+
+    flagged = JsonFormat().decode(raw(values, objects=True))
+    scanned = JsonFormat().decode(values)
+
+    assert flagged.table is not None and scanned.table is not None
+    assert flagged.table.equals(scanned.table)
+    assert [f.row for f in flagged.failures] == [f.row for f in scanned.failures] == dead

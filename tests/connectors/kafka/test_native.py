@@ -80,7 +80,8 @@ def test_records_come_column_wise_and_the_consumer_queue_stays_empty(
     services: Services, topic: Callable[..., str], unique: str
 ) -> None:
     name = topic(partitions=2)
-    produce(services.kafka_bootstrap, name, orders(500))
+    # keyed: the sticky partitioner can put 500 unkeyed small records all in one partition
+    produce(services.kafka_bootstrap, name, orders(500), keys=[b"%d" % i for i in range(500)])
     consumer = _consumer(services, unique)
     registry = PartitionRegistry()
     registry.id_of(SourcePartition("another-topic", 0))  # ids need not be partition numbers
@@ -93,6 +94,7 @@ def test_records_come_column_wise_and_the_consumer_queue_stays_empty(
 
         assert consumer.poll(0.2) is None  # nothing bypassed the native queue
         assert all(isinstance(c.values, RawValues) for c in chunks)
+        assert all(c.values.objects for c in chunks)  # every order is one JSON object: no scan needed
         got = sorted(v for c in chunks for v in c.values if v is not None)
         assert got == sorted(orders(500))
         pairs = {(p, o) for c in chunks for p, o in zip(c.pids.to_pylist(), c.positions.to_pylist(), strict=True)}
@@ -140,3 +142,23 @@ def test_a_fetch_stop_that_clears_the_forwarding_is_healed(
 def test_a_consumer_that_is_not_a_confluent_consumer_is_refused() -> None:
     with pytest.raises(TypeError, match="confluent_kafka.Consumer"):
         native.NativeRecords(ck.TopicPartition("t", 0), PartitionRegistry(), timestamps=False, keys=False)
+
+
+def test_a_chunk_with_a_value_that_is_not_an_object_says_so(
+    services: Services, topic: Callable[..., str], unique: str
+) -> None:
+    name = topic(partitions=1)
+    produce(services.kafka_bootstrap, name, [b'{"id":1}', b"not json", b"{}", b"[1]"])
+    consumer = _consumer(services, unique)
+    records = native.NativeRecords(consumer, PartitionRegistry(), timestamps=False, keys=False)
+    try:
+        records.forward([(name, 0)])
+        consumer.assign([ck.TopicPartition(name, 0, ck.OFFSET_BEGINNING)])
+
+        chunks = _drain(records, 4, 15)
+
+        assert [v for c in chunks for v in c.values] == [b'{"id":1}', b"not json", b"{}", b"[1]"]
+        assert not any(c.values.objects for c in chunks if b"not json" in list(c.values))
+    finally:
+        records.close()
+        consumer.close()
