@@ -90,7 +90,22 @@ class NativeRecords:
         got = self._queue.consume(max_records, max(int(timeout_s * 1000), 0), self.timestamps, self.keys)
         if got is None:
             return None, []
-        n, data, starts, pids, offsets, max_len, nbytes, nulls, stamps, keys, key_starts, key_validity, errors, objects = got
+        (
+            n,
+            data,
+            starts,
+            pids,
+            offsets,
+            max_len,
+            nbytes,
+            nulls,
+            stamps,
+            keys,
+            key_starts,
+            key_validity,
+            errors,
+            objects,
+        ) = got
         if n == 0:
             return None, errors
         metadata: dict[str, list[Any] | pa.Array] = {}
