@@ -296,13 +296,25 @@ def contended(run: dict[str, Any]) -> list[str]:
     return found
 
 
-def consumer_config(stack: Stack, group: str) -> dict[str, Any]:
-    """What KafkaReader builds for a worker in until-caught-up mode (connectors/kafka/source.py)."""
-    from connectors.kafka.config import TUNED_CONSUMER_DEFAULTS
+#: The fetch tuning of the reference consumers (the bare consumer here, the peers in
+#: bench/peers): the issue's first harness measured the bare consumer with it, and larger
+#: fetches and queues suit a consumer that builds a Message per record. The engine bounds its
+#: prefetch lower (connectors.kafka.config.TUNED_CONSUMER_DEFAULTS) to save memory.
+REFERENCE_FETCH_TUNING: dict[str, str] = {
+    "fetch.queue.backoff.ms": "10",
+    "fetch.wait.max.ms": "10",
+    "fetch.max.bytes": "52428800",
+    "max.partition.fetch.bytes": "10485760",
+    "queued.max.messages.kbytes": "32768",
+}
 
+
+def consumer_config(stack: Stack, group: str) -> dict[str, Any]:
+    """What KafkaReader builds for a worker in until-caught-up mode (connectors/kafka/source.py),
+    with the reference fetch tuning."""
     settings = stack.settings
     return {
-        **TUNED_CONSUMER_DEFAULTS,
+        **REFERENCE_FETCH_TUNING,
         **settings.kafka_config(),
         **settings.kafka_consumer_config(),
         "bootstrap.servers": stack.kafka_bootstrap,

@@ -128,12 +128,13 @@ def peer_settings(items: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def kafka_options(stack: Stack) -> dict[str, str]:
-    """The librdkafka options the engine's KafkaReader starts from: the tuned fetch settings
-    and the stack's client and consumer options (session timeouts for Tansu)."""
-    from connectors.kafka.config import TUNED_CONSUMER_DEFAULTS
+    """The reference consumers' librdkafka options: the fetch tuning the bare consumer uses
+    (bench.run.REFERENCE_FETCH_TUNING) and the stack's client and consumer options (session
+    timeouts for Tansu)."""
+    from bench.run import REFERENCE_FETCH_TUNING
 
     settings = stack.settings
-    return {**TUNED_CONSUMER_DEFAULTS, **settings.kafka_config(), **settings.kafka_consumer_config()}
+    return {**REFERENCE_FETCH_TUNING, **settings.kafka_config(), **settings.kafka_consumer_config()}
 
 
 def measure_peer(
