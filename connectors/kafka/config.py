@@ -11,15 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 #: librdkafka pauses a partition for fetch.queue.backoff.ms (default 1000) whenever
 #: its local queue is full, so it refills within 10 ms. Its prefetch is kept small: the
 #: engine's own batches queue behind it (the fetch thread mostly waits for the next stage),
-#: so a deep local queue only holds memory. With 2 MiB queued and fetches of 2 MiB (1 MiB
-#: per partition) a worker's peak RSS was ~60 MB lower than with 32 / 50 / 10 MiB, at the same
-#: speed (bench/README.md, "Knobs").
+#: so a deep local queue only holds memory. With 4 MiB queued and fetches of 4 MiB (1 MiB
+#: per partition) a worker's peak RSS was ~45 MB lower than with 32 / 50 / 10 MiB at the same
+#: speed; 2 MiB fetches saved ~25 MB more but cost CPU (twice the fetch requests) and direct
+#: mode's speed (bench/README.md, "Where it stands (night)").
 TUNED_CONSUMER_DEFAULTS: dict[str, str] = {
     "fetch.queue.backoff.ms": "10",
     "fetch.wait.max.ms": "10",
-    "fetch.max.bytes": "2097152",
+    "fetch.max.bytes": "4194304",
     "max.partition.fetch.bytes": "1048576",
-    "queued.max.messages.kbytes": "2048",
+    "queued.max.messages.kbytes": "4096",
 }
 
 #: Settings the engine owns; users cannot override them through ``options``.

@@ -35,7 +35,7 @@ def test_librdkafka_names_become_aiokafka_keywords() -> None:
 
 def test_the_tuned_librdkafka_defaults_translate_or_are_dropped() -> None:
     translated = aiokafka_options(TUNED_CONSUMER_DEFAULTS)
-    assert translated == {"fetch_max_wait_ms": 10, "fetch_max_bytes": 2097152, "max_partition_fetch_bytes": 1048576}
+    assert translated == {"fetch_max_wait_ms": 10, "fetch_max_bytes": 4194304, "max_partition_fetch_bytes": 1048576}
 
 
 @pytest.mark.parametrize(
