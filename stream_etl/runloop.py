@@ -243,10 +243,7 @@ class RunLoop:
                 start_stages()
                 self._find_ends_meanwhile(reader)  # the loop commits meanwhile
                 return True
-        self._targets = reader.end_positions()
-        self._refresh_reached(primary)
-        behind = sum(1 for sp, end in self._targets.items() if self._reached.get(sp, -1) < end)
-        log.info("until caught up: %d partition(s) have records not yet committed", behind)
+        behind = self._target(reader.end_positions(), primary)
         if not behind and not clearly_behind:
             return False
         if not clearly_behind:
@@ -270,10 +267,15 @@ class RunLoop:
         if self._exact_ends is None or not self._exact_ends.done():
             return
         found, self._exact_ends = self._exact_ends, None
-        self._targets = found.result()
+        self._target(found.result(), primary)
+
+    def _target(self, ends: dict[SourcePartition, int], primary: SinkWriter) -> int:
+        """Aim at the exact ``ends``; how many partitions have records not yet committed."""
+        self._targets = ends
         self._refresh_reached(primary)
-        behind = sum(1 for sp, end in self._targets.items() if self._reached.get(sp, -1) < end)
+        behind = sum(1 for sp, end in ends.items() if self._reached.get(sp, -1) < end)
         log.info("until caught up: %d partition(s) have records not yet committed", behind)
+        return behind
 
     def _state_keeper(self, primary: _Target, topology: Topology, ctx: RunContext) -> StateKeeper | None:
         steps = topology.stateful_steps()
