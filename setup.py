@@ -1,7 +1,9 @@
-"""Builds the optional C extension connectors.kafka._native (everything else is in pyproject.toml).
+"""Builds the optional C extensions (everything else is in pyproject.toml).
 
-It needs a C compiler and Python's headers; without them the install goes on and the Kafka
-source reads through confluent-kafka's Python API (slower, same results).
+connectors.kafka._native reads Kafka records into contiguous buffers; stream_etl._flatjson parses
+flat JSON objects straight into Arrow buffers. They need a C compiler and Python's headers;
+without them the install goes on: the Kafka source reads through confluent-kafka's Python API and
+JSON goes through Arrow's reader (slower, same results).
 """
 
 from setuptools import Extension, setup
@@ -14,6 +16,12 @@ setup(
             libraries=["dl"],
             extra_compile_args=["-O2", "-Wall"],
             optional=True,
-        )
+        ),
+        Extension(
+            "stream_etl._flatjson",
+            ["stream_etl/_flatjson.c"],
+            extra_compile_args=["-O2", "-Wall"],
+            optional=True,
+        ),
     ]
 )

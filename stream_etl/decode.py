@@ -1,7 +1,9 @@
 """Raw values -> Arrow, with bad records split off and kept for the dead-letter sink.
 
 The JSON decoder joins a batch's values with newlines and hands the buffer to
-Arrow's multi-threaded JSON reader in one call. A few C-speed checks on the
+Arrow's multi-threaded JSON reader in one call (flat objects with a declared schema go
+through :mod:`stream_etl.flatjson` first, which writes Arrow buffers directly and gives way to
+Arrow for anything it does not read exactly as Arrow would). A few C-speed checks on the
 joined buffer prove that row *i* of the result came from value *i* (every value
 starts with ``{``, ends with ``}``, holds no line break, and the row count matches). When a check
 fails or Arrow rejects the buffer, the slow path classifies values one by one and
@@ -34,6 +36,7 @@ import pyarrow.json as pa_json
 
 from stream_etl.dead_letters import Failure
 from stream_etl.errors import ConfigurationError
+from stream_etl.flatjson import FlatJson
 from stream_etl.json_reader import MAX_DEPTH, read_json, too_deep
 from stream_etl.rawvalues import RawValues
 from stream_etl.records import LINEAGE
@@ -100,6 +103,9 @@ class JsonFormat(Format):
         )
         threads = use_threads if use_threads is not None else (os.cpu_count() or 1) >= 4
         self._read_options = pa_json.ReadOptions(block_size=block_size, use_threads=threads)
+        # Flat objects of declared types: parsed straight into Arrow buffers (stream_etl.flatjson),
+        # Arrow's reader for whatever that fast path does not take exactly.
+        self._fast = FlatJson.for_schema(schema, unexpected_fields=self.unexpected_fields)
 
     @property
     def declares_schema(self) -> bool:
@@ -133,7 +139,9 @@ class JsonFormat(Format):
         try:
             if not buffer.isascii():  # Arrow does not check UTF-8; isascii() copies nothing
                 buffer.decode("utf-8")
-            table = self._parse(buffer)
+            table = self._fast.parse(buffer, n) if self._fast is not None else None
+            if table is None:
+                table = self._parse(buffer)
         except (pa.ArrowInvalid, UnicodeDecodeError):
             return self._decode_slowly(values)
         if table.num_rows != n:
