@@ -62,12 +62,14 @@ class RunStats:
         written: list[pa.Array],
         dead: pa.Array | None,
         replayed: list[pa.Array],
+        *,
+        batches: int = 1,
     ) -> None:
-        """Count one batch's records by where their rows ended up (lineage ids)."""
+        """Count one commit's records (of ``batches`` fetched batches) by where their rows ended up (lineage ids)."""
         written_ids = _unique(written)
         dead_ids = _minus(_unique([dead] if dead is not None else []), [written_ids])
         replayed_ids = _minus(_unique(replayed), [written_ids, dead_ids])
-        self.batches += 1
+        self.batches += batches
         self.records_in += records
         self.bytes_in += nbytes
         self.written += len(written_ids)

@@ -12,9 +12,10 @@ arrays, so no stage after the source touches records one at a time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import chain
+from typing import Any, overload
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -134,3 +135,76 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.values)
+
+
+class ChainedValues(Sequence[bytes | None]):
+    """The values of several batches as one sequence, without copying them (a merged batch's)."""
+
+    __slots__ = ("_parts", "_starts")
+
+    def __init__(self, parts: Sequence[Sequence[bytes | None]]) -> None:
+        self._parts = list(parts)
+        self._starts = [0]
+        for part in self._parts:
+            self._starts.append(self._starts[-1] + len(part))
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    @overload
+    def __getitem__(self, index: int) -> bytes | None: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes | None]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | None | list[bytes | None]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            msg = f"row {index} out of range for {n} values"
+            raise IndexError(msg)
+        part = next(i for i in range(len(self._parts)) if index < self._starts[i + 1])
+        return self._parts[part][index - self._starts[part]]
+
+    def __iter__(self) -> Iterator[bytes | None]:
+        return chain.from_iterable(self._parts)
+
+
+def merge_batches(first: Batch, second: Batch) -> Batch:
+    """One batch of ``first``'s records then ``second``'s (the next batch of the same generation):
+    row ``i`` of ``second`` is row ``len(first) + i`` of the result. Nothing is copied but the
+    partition ids and positions (a few bytes a record)."""
+    if first.generation != second.generation or first.metadata.keys() != second.metadata.keys():
+        msg = "only batches of one generation with the same metadata can be merged"
+        raise ValueError(msg)
+    metadata = {key: _concat(first.metadata[key], second.metadata[key]) for key in first.metadata}
+    return Batch(
+        values=ChainedValues([first.values, second.values]),
+        pids=pa.concat_arrays([first.pids, second.pids]),
+        positions=pa.concat_arrays([first.positions, second.positions]),
+        metadata=metadata,
+        first_positions={**second.first_positions, **first.first_positions},
+        last_positions=_merge_max(first.last_positions, second.last_positions),
+        ends=_merge_max(first.ends, second.ends),
+        cursors={**first.cursors, **second.cursors},
+        nbytes=first.nbytes + second.nbytes,
+        generation=first.generation,
+        opened_at=first.opened_at,
+        closed_at=second.closed_at,
+    )
+
+
+def _merge_max(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
+    merged = dict(a)
+    for key, value in b.items():
+        merged[key] = max(merged.get(key, value), value)
+    return merged
+
+
+def _concat(a: list[Any] | pa.Array, b: list[Any] | pa.Array) -> list[Any] | pa.Array:
+    if isinstance(a, pa.Array) and isinstance(b, pa.Array) and a.type == b.type:
+        return pa.concat_arrays([a, b])
+    return [*(a.to_pylist() if isinstance(a, pa.Array) else a), *(b.to_pylist() if isinstance(b, pa.Array) else b)]

@@ -109,6 +109,7 @@ class _StagedBatch:
     ends: dict[int, int]
     decode_s: float
     transform_s: float
+    batches: int = 1
 
 
 #: Batches staged at once (their files written concurrently: each write mostly waits on storage).
@@ -389,10 +390,12 @@ class RunLoop:
         stats.decode_s += prepared.decode_s
         stats.transform_s += prepared.transform_s + transformed - started
         stats.commit_s += time.perf_counter() - transformed
-        stats.account(len(batch), batch.nbytes, written, dead_plan.lineage if dead_plan is not None else None, replayed)
+        dead_lineage = dead_plan.lineage if dead_plan is not None else None
+        stats.account(len(batch), batch.nbytes, written, dead_lineage, replayed, batches=prepared.batches)
         log.debug(
-            "committed a batch of %d records: decode %.0f ms, steps %.0f ms, commits %.0f ms",
+            "committed %d records (%d batch(es)): decode %.0f ms, steps %.0f ms, commits %.0f ms",
             len(batch),
+            prepared.batches,
             prepared.decode_s * 1000,
             (prepared.transform_s + transformed - started) * 1000,
             (time.perf_counter() - transformed) * 1000,
@@ -468,6 +471,7 @@ class RunLoop:
                 ends=dict(batch.ends),
                 decode_s=prepared.decode_s,
                 transform_s=prepared.transform_s + time.perf_counter() - started,
+                batches=prepared.batches,
             )
         )
         self.thresholds.add(len(batch), [])
@@ -529,7 +533,7 @@ class RunLoop:
             self.stats.transform_s += item.transform_s
             lineage = [item.lineage] if item.lineage is not None else []
             replayed = [item.replayed] if item.replayed is not None else []
-            self.stats.account(item.records, item.nbytes, lineage, None, replayed)
+            self.stats.account(item.records, item.nbytes, lineage, None, replayed, batches=item.batches)
         self.stats.commit_s += time.perf_counter() - started
         log.info(
             "committed %d batch(es) read and written during the join: %d records, %d rows",

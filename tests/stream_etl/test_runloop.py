@@ -582,6 +582,58 @@ def test_a_slow_sink_stops_the_source_being_read_ahead_beyond_the_pipeline() -> 
     assert sorted(sink.table()["id"].to_pylist()) == list(range(50 * batch))
 
 
+class _SlowSink(MemorySink):
+    """Each commit takes ``delay`` seconds: the commits lag behind the reading."""
+
+    def __init__(self, name: str, delay: float) -> None:
+        super().__init__(name)
+        self.delay = delay
+        self.commits: list[int] = []
+
+    def open(self, ctx: RunContext) -> MemoryWriter:
+        sink = self
+
+        class Writer(MemoryWriter):
+            def commit(
+                self, snapshot: Snapshot, table: pa.Table | None, positions: dict[SourcePartition, int]
+            ) -> CommitInfo:
+                time.sleep(sink.delay)
+                sink.commits.append(table.num_rows if table is not None else 0)
+                return super().commit(snapshot, table, positions)
+
+        return Writer(self)
+
+
+def test_batches_prepared_while_commits_lag_are_committed_together_exactly_once() -> None:
+    """Coalescing: a batch prepared while the one before still waits for its commit joins it
+    (two at most), and each record is still written, filtered or dead-lettered exactly once,
+    the dead letters with their own raw bytes and offsets."""
+    records: list[Record] = [*_orders(2_000)]
+    bad_rows = list(range(3, 2_000, 101))
+    for row in bad_rows:
+        records[row] = f"not json {row}".encode()
+    sink, dead = _SlowSink("out", delay=0.05), MemorySink("dead")
+    topology = Topology("slow", max_batch_records=100, dead_letters=dead)
+    topology.source(ListSource([])).filter("amount >= 0", name="valid").sink(sink)
+
+    summary = _run(topology, _source(records, partitions=2), sink, dead)
+
+    stats = summary.stats
+    _assert_reconciled(stats)
+    assert stats["batches"] >= 20
+    assert len(sink.commits) < stats["batches"], "no batches were committed together"
+    assert max(sink.commits) > 100  # a commit held more than one batch's rows
+    valid = _valid_ids([r for r in records if isinstance(r, dict)])
+    _assert_once(sink.table()["id"].to_pylist(), valid)
+    assert stats["dead_lettered"] == len(bad_rows)
+    letters = dead.table().to_pylist()
+    # a record's offset in its partition (records alternate between the two partitions)
+    assert sorted((r["raw"], r["offset"]) for r in letters) == sorted(
+        (f"not json {row}".encode(), row // 2) for row in bad_rows
+    )
+    assert sink.positions == {SourcePartition("memory", 0): 999, SourcePartition("memory", 1): 999}
+
+
 def test_max_in_flight_bytes_bounds_the_read_ahead_of_a_blocked_sink() -> None:
     """The in-flight byte budget stops reading sooner than the queues alone would."""
     batch = 1_000
