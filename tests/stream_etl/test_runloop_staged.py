@@ -130,7 +130,9 @@ def test_batches_read_during_the_join_are_written_ahead_and_committed_at_once() 
 
     _assert_once(sink, 400)
     assert sink.writes >= 3 and sink.staged_commits == 1
-    assert summary.stats["commits"] == 1 + (summary.stats["batches"] - sink.writes)
+    # one commit of the staged batches, at most one per batch after the verdict (fewer when
+    # batches prepared while a commit ran were merged into one)
+    assert summary.stats["commits"] <= 1 + (summary.stats["batches"] - sink.writes)
     stats = summary.stats
     assert stats["records_in"] == stats["written"] + stats["filtered"] + stats["dead_lettered"] == 400
 
