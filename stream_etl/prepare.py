@@ -103,8 +103,10 @@ class Preparer(Stage[Prepared]):
         self.fetcher, self.topology, self.format, self.reader = fetcher, topology, format, reader
         self.keeper = keeper
         self.stateful = {step.name: step for step in topology.stateful_steps()}
-        #: Most records one merged batch holds (see _hand_over).
+        #: Most records and raw bytes one merged batch holds (see _hand_over): never more bytes
+        #: than one batch may hold, so big records (batches closed by bytes) are not merged.
         self.coalesce_records = COALESCE_BATCHES * topology.limits.max_batch_records
+        self.coalesce_bytes = topology.limits.max_batch_bytes
 
     def prepare(self, batch: Batch) -> Prepared:
         if self.keeper is not None:
@@ -143,7 +145,8 @@ class Preparer(Stage[Prepared]):
         A batch still queued when the next one is ready means the run loop's commits lag
         behind; each commit costs a round of storage requests whatever its size, so one
         commit of both shrinks the lag instead of letting it grow. Up to
-        :data:`COALESCE_BATCHES` batches merge; a batch that cannot merge (see
+        :data:`COALESCE_BATCHES` batches merge, within ``max_batch_bytes`` of raw records
+        together; a batch that cannot merge (see
         :func:`merge_prepared`) is queued after the other as usual. Only this thread puts
         into the queue, so once the queued batch is taken out the queue has room for it again.
         """
@@ -153,7 +156,8 @@ class Preparer(Stage[Prepared]):
             self.offer(prepared, stale=stale)
             return
         merged = None
-        if len(queued.batch) + len(prepared.batch) <= self.coalesce_records:
+        records = len(queued.batch) + len(prepared.batch)
+        if records <= self.coalesce_records and queued.batch.nbytes + prepared.batch.nbytes <= self.coalesce_bytes:
             merged = merge_prepared(queued, prepared)
         if merged is not None:
             self.queue.put_nowait(merged)

@@ -634,6 +634,21 @@ def test_batches_prepared_while_commits_lag_are_committed_together_exactly_once(
     assert sink.positions == {SourcePartition("memory", 0): 999, SourcePartition("memory", 1): 999}
 
 
+def test_batches_closed_by_bytes_are_not_merged() -> None:
+    """A merged batch never holds more raw bytes than one batch may: big records stay apart."""
+    records: list[Record] = [{"id": i, "amount": 1.0, "pad": "x" * 200} for i in range(600)]
+    sink = _SlowSink("out", delay=0.05)
+    # 20 records (~4.6 KB) close a batch; two would be more than max_batch_bytes
+    topology = Topology("big", max_batch_records=20, max_batch_bytes=6_000, dead_letters=MemorySink("dead"))
+    topology.source(ListSource([])).sink(sink)
+
+    summary = _run(topology, _source(records), sink, MemorySink("dead"))
+
+    assert summary.stats["batches"] >= 10
+    assert len(sink.commits) == summary.stats["batches"]
+    _assert_once(sink.table()["id"].to_pylist(), range(600))
+
+
 def test_max_in_flight_bytes_bounds_the_read_ahead_of_a_blocked_sink() -> None:
     """The in-flight byte budget stops reading sooner than the queues alone would."""
     batch = 1_000
