@@ -107,13 +107,15 @@ static void values_free(Values *v) {
     free(v->offsets.p);
 }
 
-static int push_offset(Values *v) { /* STRING: the end of the value just written */
-    if (v->data.len > INT32_MAX || reserve(&v->offsets, 4)) return -1;
-    int32_t end = (int32_t)v->data.len;
-    memcpy(v->offsets.p + v->offsets.len, &end, 4);
-    v->offsets.len += 4;
+static int push_end(Buf *offsets, int64_t at) { /* an int32 offset: where the value just written ends */
+    if (at > INT32_MAX || reserve(offsets, 4)) return -1;
+    int32_t end = (int32_t)at;
+    memcpy(offsets->p + offsets->len, &end, 4);
+    offsets->len += 4;
     return 0;
 }
+
+static int push_offset(Values *v) { return push_end(&v->offsets, (int64_t)v->data.len); } /* STRING */
 
 static int push_null(Values *v) {
     if (set_valid(&v->validity, v->length, 0)) return -1;
@@ -378,14 +380,24 @@ static int read_value(Cursor *c, Values *v) {
     return 0;
 }
 
-static int push_list_end(Column *col) {
-    Values *top = &col->top;
-    if (col->child.length > INT32_MAX || reserve(&top->offsets, 4)) return -1;
-    int32_t end = (int32_t)col->child.length;
-    memcpy(top->offsets.p + top->offsets.len, &end, 4);
-    top->offsets.len += 4;
-    return 0;
+/* After an item of a container closed by `close`: 1 when another item follows (past the comma),
+ * 0 when the container ended (past `close`), -1 otherwise. */
+static int next_item(Cursor *c, char close) {
+    skip_ws(c);
+    if (c->p >= c->end) return -1;
+    if (*c->p == ',') {
+        c->p++;
+        skip_ws(c);
+        return 1;
+    }
+    if (*c->p == close) {
+        c->p++;
+        return 0;
+    }
+    return -1;
 }
+
+static int push_list_end(Column *col) { return push_end(&col->top.offsets, col->child.length); }
 
 static int column_null(Column *col) {
     if (!col->is_list) return push_null(&col->top);
@@ -404,21 +416,10 @@ static int read_column(Cursor *c, Column *col) {
     if (c->p < c->end && *c->p == ']') {
         c->p++;
     } else {
-        for (;;) {
-            if (read_value(c, &col->child)) return -1;
-            skip_ws(c);
-            if (c->p >= c->end) return -1;
-            if (*c->p == ',') {
-                c->p++;
-                skip_ws(c);
-                continue;
-            }
-            if (*c->p == ']') {
-                c->p++;
-                break;
-            }
-            return -1;
-        }
+        int more;
+        do {
+            if (read_value(c, &col->child) || (more = next_item(c, ']')) < 0) return -1;
+        } while (more);
     }
     if (set_valid(&col->top.validity, col->top.length, 1) || push_list_end(col)) return -1;
     col->top.length++;
@@ -458,19 +459,9 @@ static int skip_value(Cursor *c, int depth) {
             c->p++;
             skip_ws(c);
         }
-        if (skip_value(c, depth + 1)) return -1;
-        skip_ws(c);
-        if (c->p >= c->end) return -1;
-        if (*c->p == ',') {
-            c->p++;
-            skip_ws(c);
-            continue;
-        }
-        if (*c->p == close) {
-            c->p++;
-            return 0;
-        }
-        return -1;
+        int more;
+        if (skip_value(c, depth + 1) || (more = next_item(c, close)) < 0) return -1;
+        if (!more) return 0;
     }
 }
 
@@ -519,18 +510,9 @@ static int parse_rows(const char *data, size_t size, int64_t n, Column *cols, in
                 } else if (!ignore || skip_value(&c, 0)) {
                     return -1;
                 }
-                skip_ws(&c);
-                if (c.p >= c.end) return -1;
-                if (*c.p == ',') {
-                    c.p++;
-                    skip_ws(&c);
-                    continue;
-                }
-                if (*c.p == '}') {
-                    c.p++;
-                    break;
-                }
-                return -1;
+                int more = next_item(&c, '}');
+                if (more < 0) return -1;
+                if (!more) break;
             }
         }
         for (int i = 0; i < ncols; i++)

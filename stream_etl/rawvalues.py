@@ -17,6 +17,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
+def checked_index(index: int, n: int) -> int:
+    """``index`` into ``n`` values, counted from the end when negative; IndexError when out of range."""
+    if index < 0:
+        index += n
+    if not 0 <= index < n:
+        msg = f"row {index} out of range for {n} values"
+        raise IndexError(msg)
+    return index
+
+
 class RawValues(Sequence[bytes | None]):
     """``n`` values in one buffer.
 
@@ -103,12 +113,7 @@ class RawValues(Sequence[bytes | None]):
     def __getitem__(self, index: int | slice) -> bytes | None | list[bytes | None]:
         if isinstance(index, slice):
             return self.to_list()[index]
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            msg = f"row {index} out of range for {n} values"
-            raise IndexError(msg)
+        index = checked_index(index, len(self))
         if self.nulls and index in self.nulls:
             return None
         return self.data[self.starts[index].as_py() : self.starts[index + 1].as_py() - 1]

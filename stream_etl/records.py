@@ -20,7 +20,7 @@ from typing import Any, overload
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stream_etl.rawvalues import RawValues
+from stream_etl.rawvalues import RawValues, checked_index
 
 #: Name of the column that carries each row's index into its batch through every
 #: step, so a row can be traced back to its record (position, raw bytes) for
@@ -160,12 +160,7 @@ class ChainedValues(Sequence[bytes | None]):
     def __getitem__(self, index: int | slice) -> bytes | None | list[bytes | None]:
         if isinstance(index, slice):
             return list(self)[index]
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            msg = f"row {index} out of range for {n} values"
-            raise IndexError(msg)
+        index = checked_index(index, len(self))
         part = next(i for i in range(len(self._parts)) if index < self._starts[i + 1])
         return self._parts[part][index - self._starts[part]]
 

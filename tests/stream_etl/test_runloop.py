@@ -535,13 +535,11 @@ class _ObservedSource(ListSource):
         return self.reader
 
 
-class _BlockedSink(MemorySink):
-    """A sink whose commits wait until released: the pipeline behind it must stop reading."""
+class _HookedSink(MemorySink):
+    """A memory sink that calls :meth:`before_commit` with each commit's rows first."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.release = threading.Event()
-        self.entered = threading.Event()
+    def before_commit(self, table: pa.Table | None) -> None:
+        raise NotImplementedError
 
     def open(self, ctx: RunContext) -> MemoryWriter:
         sink = self
@@ -550,11 +548,23 @@ class _BlockedSink(MemorySink):
             def commit(
                 self, snapshot: Snapshot, table: pa.Table | None, positions: dict[SourcePartition, int]
             ) -> CommitInfo:
-                sink.entered.set()
-                sink.release.wait(timeout=30)
+                sink.before_commit(table)
                 return super().commit(snapshot, table, positions)
 
         return Writer(self)
+
+
+class _BlockedSink(_HookedSink):
+    """A sink whose commits wait until released: the pipeline behind it must stop reading."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def before_commit(self, table: pa.Table | None) -> None:
+        self.entered.set()
+        self.release.wait(timeout=30)
 
 
 def test_a_slow_sink_stops_the_source_being_read_ahead_beyond_the_pipeline() -> None:
@@ -582,7 +592,7 @@ def test_a_slow_sink_stops_the_source_being_read_ahead_beyond_the_pipeline() -> 
     assert sorted(sink.table()["id"].to_pylist()) == list(range(50 * batch))
 
 
-class _SlowSink(MemorySink):
+class _SlowSink(_HookedSink):
     """Each commit takes ``delay`` seconds: the commits lag behind the reading."""
 
     def __init__(self, name: str, delay: float) -> None:
@@ -590,18 +600,9 @@ class _SlowSink(MemorySink):
         self.delay = delay
         self.commits: list[int] = []
 
-    def open(self, ctx: RunContext) -> MemoryWriter:
-        sink = self
-
-        class Writer(MemoryWriter):
-            def commit(
-                self, snapshot: Snapshot, table: pa.Table | None, positions: dict[SourcePartition, int]
-            ) -> CommitInfo:
-                time.sleep(sink.delay)
-                sink.commits.append(table.num_rows if table is not None else 0)
-                return super().commit(snapshot, table, positions)
-
-        return Writer(self)
+    def before_commit(self, table: pa.Table | None) -> None:
+        time.sleep(self.delay)
+        self.commits.append(table.num_rows if table is not None else 0)
 
 
 def test_batches_prepared_while_commits_lag_are_committed_together_exactly_once() -> None:
