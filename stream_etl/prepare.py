@@ -146,9 +146,9 @@ class Preparer(Stage[Prepared]):
         behind; each commit costs a round of storage requests whatever its size, so one
         commit of both shrinks the lag instead of letting it grow. Up to
         :data:`COALESCE_BATCHES` batches merge, within ``max_batch_bytes`` of raw records
-        together; a batch that cannot merge (see
-        :func:`merge_prepared`) is queued after the other as usual. Only this thread puts
-        into the queue, so once the queued batch is taken out the queue has room for it again.
+        together; a batch that cannot merge (see :func:`merge_prepared`) is queued after the
+        other as usual. Only this thread puts into the queue, so once the queued batch is
+        taken out the queue has room for it again.
         """
         try:
             queued = self.queue.get_nowait()
