@@ -20,12 +20,13 @@ elements). A schema with any other type (timestamps, structs, int32, ...) goes t
 
 from __future__ import annotations
 
-import os
 import types
 from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
+
+from stream_etl.settings import switched_off
 
 _flatjson: types.ModuleType | None
 try:
@@ -39,12 +40,7 @@ _LIST = 16
 
 def enabled() -> bool:
     """Whether the extension is built and not turned off (``STREAM_ETL_FAST_JSON=0``)."""
-    return _flatjson is not None and os.environ.get("STREAM_ETL_FAST_JSON", "1").lower() not in (
-        "0",
-        "false",
-        "no",
-        "off",
-    )
+    return _flatjson is not None and not switched_off("STREAM_ETL_FAST_JSON")
 
 
 class FlatJson:

@@ -12,6 +12,7 @@ arrays, so no stage after the source touches records one at a time.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -161,7 +162,7 @@ class ChainedValues(Sequence[bytes | None]):
         if isinstance(index, slice):
             return list(self)[index]
         index = checked_index(index, len(self))
-        part = next(i for i in range(len(self._parts)) if index < self._starts[i + 1])
+        part = bisect_right(self._starts, index) - 1
         return self._parts[part][index - self._starts[part]]
 
     def __iter__(self) -> Iterator[bytes | None]:

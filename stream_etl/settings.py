@@ -39,6 +39,13 @@ def parse_options(text: str) -> dict[str, str]:
 
 PREFIX = "STREAM_ETL_"
 
+
+def switched_off(variable: str) -> bool:
+    """Whether the environment turns an on-by-default switch off (``0``, ``false``, ``no``, ``off``):
+    for the native fast paths, which have no place in :class:`Settings`' run context."""
+    return os.environ.get(variable, "1").strip().lower() in ("0", "false", "no", "off")
+
+
 _SECRET_WORDS = ("password", "secret", "token", "key.pem", "sasl.oauthbearer.config", "sasl.jaas.config")
 
 

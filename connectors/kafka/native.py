@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from stream_etl.rawvalues import RawValues
 from stream_etl.records import Chunk, PartitionRegistry, SourcePartition
+from stream_etl.settings import switched_off
 
 _native: types.ModuleType | None
 try:
@@ -37,7 +38,7 @@ _loaded = False
 
 def available(metadata: Sequence[str] = ()) -> bool:
     """Whether the native path is built, enabled and can carry ``metadata``."""
-    if _native is None or os.environ.get("STREAM_ETL_KAFKA_NATIVE", "1").lower() in ("0", "false", "no", "off"):
+    if _native is None or switched_off("STREAM_ETL_KAFKA_NATIVE"):
         return False
     return set(metadata) <= NATIVE_METADATA
 
